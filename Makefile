@@ -1,0 +1,35 @@
+# make course  — set up .venv if needed, run every notebook with papermill, print a table
+# make test    — set up .venv if needed, run the test suite (unit tests + every notebook)
+# make lab     — JupyterLab on the course kernel
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CACHE := $(CURDIR)/.cache
+export HF_HOME ?= $(CACHE)/hf
+export MPLCONFIGDIR ?= $(CACHE)/matplotlib
+export IPYTHONDIR ?= $(CACHE)/ipython
+export JUPYTER_CONFIG_DIR ?= $(CACHE)/jupyter/config
+export JUPYTER_DATA_DIR ?= $(CACHE)/jupyter/data
+export JUPYTER_RUNTIME_DIR ?= $(CACHE)/jupyter/runtime
+export PIP_CACHE_DIR ?= $(CACHE)/pip
+export TOKENIZERS_PARALLELISM ?= false
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | md5sum | cut -c1-8)
+
+.PHONY: install course test lab
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+course: install
+	$(PY) -m helpers.course
+
+test: install
+	$(PY) -m pytest
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks

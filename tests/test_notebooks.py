@@ -1,0 +1,28 @@
+"""Every course notebook runs top to bottom with papermill and is committed clean."""
+import json
+
+import pytest
+
+from helpers import course, paths
+
+NOTEBOOKS = course.notebooks()
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 3, "notebooks/ should hold the numbered course notebooks"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_clean(nb):
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{nb.name}: cells {dirty} carry outputs; clear them before committing"
+    first_code = next(c for c in cells if c["cell_type"] == "code")
+    assert "parameters" in first_code.get("metadata", {}).get("tags", []), f"{nb.name}: first code cell must be tagged 'parameters'"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs(nb, tiny_model_dir):
+    seconds = course.run_notebook(nb, out_dir=paths.output_dir("runs", "executed"))
+    print(f"{nb.name}: {seconds:.1f} s")
