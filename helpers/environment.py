@@ -1,0 +1,91 @@
+"""What this machine is and which training path will run (notebook 00)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+import re
+import shutil
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from . import paths
+
+# Free space the course needs, in GiB: the fixture and outputs vs. the real model's
+# download (~8 GB in bf16), its merged copy and checkpoints.
+DISK_NEEDED_GIB = {"tiny-qwen3": 2, "real": 30}
+# QLoRA on Qwen3-4B at r=16, seq 1024, batch 1, gradient checkpointing fits in ~8 GiB.
+VRAM_NEEDED_GIB = 8
+
+
+def pinned_versions(requirements: Path | None = None) -> list[dict]:
+    """Each pin in requirements.txt beside the installed version."""
+    requirements = requirements or paths.PROJECT_ROOT / "requirements.txt"
+    rows = []
+    for line in requirements.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line.strip())
+        if not m:
+            continue
+        name, pin = m.groups()
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            have = None
+        ok = have is not None and (have == pin or have.split("+")[0] == pin)
+        rows.append({"package": name, "pinned": pin, "installed": have or "MISSING", "ok": ok})
+    return rows
+
+
+def device_report() -> dict:
+    """CPU/GPU facts that decide speed: device name, memory, cores, bf16 support."""
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "cpu_cores": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cuda": torch.cuda.is_available()}
+    if info["cuda"]:
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, vram_gib=round(props.total_memory / 2**30, 1),
+                    bf16=torch.cuda.is_bf16_supported())
+    return info
+
+
+def unsloth_available() -> bool:
+    """True when unsloth is installed (it is only imported on CUDA machines)."""
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def training_path() -> tuple[str, str]:
+    """(path, reason): which of the course's three QLoRA paths will run here."""
+    import torch
+
+    if torch.cuda.is_available() and unsloth_available():
+        return "unsloth", "CUDA and unsloth are available: FastLanguageModel 4-bit + get_peft_model"
+    if torch.cuda.is_available():
+        return "bnb-cuda", ("CUDA without unsloth: transformers + BitsAndBytesConfig(nf4) + PEFT "
+                            "(pip install -r requirements-gpu.txt for the fast path)")
+    return "bnb-cpu", "no CUDA: the same 4-bit bitsandbytes path on the CPU (slow, fine for tiny-qwen3)"
+
+
+def disk_free_gib(path: Path | None = None) -> float:
+    """Free GiB on the disk holding the project."""
+    return shutil.disk_usage(path or paths.PROJECT_ROOT).free / 2**30
+
+
+def readiness(model: str) -> list[str]:
+    """Problems that would stop the course with ``model``; empty when all is well."""
+    problems = [f"{r['package']}=={r['pinned']} is not installed (have {r['installed']}): run `make install`"
+                for r in pinned_versions() if not r["ok"]]
+    real = model != "tiny-qwen3"
+    need = DISK_NEEDED_GIB["real" if real else "tiny-qwen3"]
+    free = disk_free_gib()
+    if free < need:
+        problems.append(f"only {free:.1f} GiB free on the project's disk; {model} needs about {need} GiB")
+    if real:
+        dev = device_report()
+        if not dev["cuda"]:
+            problems.append(f"{model} needs a CUDA GPU with ≥ {VRAM_NEEDED_GIB} GiB; this machine has none "
+                            "(use MODEL='tiny-qwen3' on a CPU)")
+        elif dev["vram_gib"] < VRAM_NEEDED_GIB:
+            problems.append(f"{dev['gpu']} has {dev['vram_gib']} GiB; QLoRA on {model} needs ≥ {VRAM_NEEDED_GIB} GiB")
+    return problems
