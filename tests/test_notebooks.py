@@ -26,3 +26,14 @@ def test_committed_clean(nb):
 def test_notebook_runs(nb, tiny_model_dir):
     seconds = course.run_notebook(nb, out_dir=paths.output_dir("runs", "executed"))
     print(f"{nb.name}: {seconds:.1f} s")
+
+
+@pytest.mark.notebook
+def test_wrong_parameter_type_fails_with_a_clear_message(tmp_path):
+    import papermill as pm
+
+    nb = next(p for p in NOTEBOOKS if p.name.startswith("01_"))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        course.run_notebook(nb, parameters={"MODEL": 5}, out_dir=tmp_path)
+    assert err.value.ename == "TypeError"
+    assert "parameter MODEL must be str, got int 5" in err.value.evalue
