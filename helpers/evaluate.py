@@ -1,0 +1,252 @@
+"""Evaluation (notebook 06): perplexity, usability, JSON validity, per-bucket tables.
+
+Definitions (the numbers in ``runs/day2_metrics.csv`` mean exactly this):
+
+* **perplexity** — ``exp(total NLL / number of trained tokens)`` over the validation
+  split, token-weighted, on the tokens the training loss uses: the assistant replies and
+  their end-of-turn tokens (``helpers.masks.build_labels``, proven equal to TRL's mask).
+* **usable** — a reply passes every criterion: ``non_empty`` (text besides whitespace),
+  ``stopped`` (emitted ``<|im_end|>`` within ``max_new_tokens``), ``no_repetition`` (no
+  token 4-gram occurs 4 or more times), ``no_control_leak`` (no other control or template
+  token in the text) and ``language`` (a Chinese prompt gets Chinese, an English prompt
+  gets no Chinese; replies with no letters, e.g. a number, pass; JSON-only samples are
+  exempt since JSON keys are language-neutral).
+* **json_valid** — on rows tagged ``json-only``: ``json.loads`` of the whole reply
+  succeeds. **json_keys** — it is an object holding every key of the reference reply
+  with the same JSON type (number, string, boolean, null, array, object).
+  A split with no JSON rows reports ``n = 0`` and no value, never 0 % or 100 %.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import time
+from collections import Counter
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import masks, paths
+
+CRITERIA = ("non_empty", "stopped", "no_repetition", "no_control_leak", "language")
+JSON_TAG = "json-only"
+METRICS_CSV = "day2_metrics.csv"
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+# ----------------------------------------------------------------------------- rows
+def split_prompt(row: dict) -> tuple[list[dict], str]:
+    """(messages before the last assistant turn, that turn's content) of a validation row."""
+    messages = row["messages"]
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        raise ValueError(f"row {row.get('id', '?')}: messages: no assistant turn to compare against")
+    return messages[:last], messages[last].get("content") or ""
+
+
+def _tools(row: dict):
+    tools = row.get("tools")
+    return json.loads(tools) if isinstance(tools, str) else tools
+
+
+def adapter_switch(model, enabled: bool):
+    """Context in which a PEFT model runs with (``True``) or without its adapter."""
+    if enabled or not hasattr(model, "disable_adapter"):
+        return nullcontext()
+    return model.disable_adapter()
+
+
+# ----------------------------------------------------------------------------- perplexity
+def token_nll(model, tok, rows: list[dict], batch_size: int = 16) -> list[tuple[float, int]]:
+    """(summed NLL, trained tokens) per row, on the assistant-only training mask."""
+    import torch
+
+    encoded = [masks.build_labels(tok, r["messages"], _tools(r), index=i) for i, r in enumerate(rows)]
+    out = []
+    device = next(model.parameters()).device
+    for b in range(0, len(encoded), batch_size):
+        chunk = encoded[b:b + batch_size]
+        width = max(len(e["input_ids"]) for e in chunk)
+        ids = torch.full((len(chunk), width), tok.pad_token_id)
+        labels = torch.full((len(chunk), width), masks.IGNORE_INDEX)
+        att = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, e in enumerate(chunk):
+            n = len(e["input_ids"])
+            ids[r, :n], labels[r, :n], att[r, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
+        target = labels[:, 1:].to(device)
+        nll = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2), target, ignore_index=masks.IGNORE_INDEX, reduction="none")
+        keep = target != masks.IGNORE_INDEX
+        out += [(float(nll[r][keep[r]].sum()), int(keep[r].sum())) for r in range(len(chunk))]
+    return out
+
+
+def perplexity(nll_tokens: Iterable[tuple[float, int]]) -> float:
+    """Token-weighted perplexity: exp(sum of NLL / sum of trained tokens)."""
+    pairs = list(nll_tokens)
+    tokens = sum(n for _, n in pairs)
+    return math.exp(sum(s for s, _ in pairs) / tokens) if tokens else float("nan")
+
+
+# ----------------------------------------------------------------------------- generation
+def generate(model, tok, conversations: list[list[dict]], tools: list | None = None,
+             max_new_tokens: int = 64, batch_size: int = 16) -> list[dict]:
+    """Greedy replies for prompt conversations: ``{"reply", "stopped", "new_tokens"}`` each."""
+    import torch
+
+    tools = tools or [None] * len(conversations)
+    eos = tok.convert_tokens_to_ids(tok.eos_token)
+    device = next(model.parameters()).device
+    side, tok.padding_side = tok.padding_side, "left"
+    results = []
+    try:
+        for b in range(0, len(conversations), batch_size):
+            texts = [tok.apply_chat_template(c, tools=t, tokenize=False, add_generation_prompt=True)
+                     for c, t in zip(conversations[b:b + batch_size], tools[b:b + batch_size])]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     eos_token_id=eos, pad_token_id=tok.pad_token_id)
+            for row in out[:, enc["input_ids"].shape[1]:].tolist():
+                stop = row.index(eos) if eos in row else None
+                new = row[:stop] if stop is not None else [t for t in row if t != tok.pad_token_id]
+                results.append({"reply": tok.decode(new, skip_special_tokens=False),
+                                "stopped": stop is not None, "new_tokens": len(new)})
+    finally:
+        tok.padding_side = side
+    return results
+
+
+# ----------------------------------------------------------------------------- criteria
+def language_of(text: str) -> str | None:
+    """``"zh"`` if the text has Chinese characters, ``"en"`` if Latin letters only, else None."""
+    if _CJK.search(text):
+        return "zh"
+    return "en" if _LATIN.search(text) else None
+
+
+def usability(reply: str, stopped: bool, prompt: str, tok, tags: Iterable[str] = (),
+              token_ids: list[int] | None = None) -> dict[str, bool]:
+    """Each usability criterion for one reply (see the module docstring)."""
+    ids = token_ids if token_ids is not None else tok.encode(reply, add_special_tokens=False)
+    grams = Counter(tuple(ids[i:i + 4]) for i in range(len(ids) - 3))
+    control = [a.content for a in tok.added_tokens_decoder.values()]
+    want, got = language_of(prompt), language_of(reply)
+    checks = {
+        "non_empty": bool(reply.strip()),
+        "stopped": bool(stopped),
+        "no_repetition": max(grams.values(), default=0) < 4,
+        "no_control_leak": not any(c in reply for c in control),
+        "language": JSON_TAG in tags or got is None or want is None or got == want,
+    }
+    checks["usable"] = all(checks[c] for c in CRITERIA)
+    return checks
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object", type(None): "null"}[type(value)]
+
+
+def json_check(reply: str, reference: str) -> dict[str, bool]:
+    """``json_valid``: the whole reply parses; ``json_keys``: the reference's keys with their types."""
+    try:
+        got = json.loads(reply)
+    except ValueError:
+        return {"json_valid": False, "json_keys": False}
+    want = json.loads(reference)
+    keys = isinstance(got, dict) and isinstance(want, dict) and all(
+        k in got and _json_type(got[k]) == _json_type(v) for k, v in want.items())
+    return {"json_valid": True, "json_keys": bool(keys)}
+
+
+# ----------------------------------------------------------------------------- one run
+def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
+             max_new_tokens: int = 64, batch_size: int = 16) -> list[dict]:
+    """Per-row records (reply, criteria, NLL) for ``rows``; ``adapter`` toggles a PEFT adapter."""
+    prompts = [split_prompt(r) for r in rows]
+    start = time.perf_counter()
+    with adapter_switch(model, adapter):
+        nll = token_nll(model, tok, rows, batch_size=batch_size)
+        gens = generate(model, tok, [p for p, _ in prompts], [_tools(r) for r in rows],
+                        max_new_tokens=max_new_tokens, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    records = []
+    for row, (prompt, reference), g, (s, n) in zip(rows, prompts, gens, nll):
+        tags = list(row.get("tags") or [])
+        last_user = next((m.get("content") or "" for m in reversed(prompt) if m["role"] == "user"), "")
+        rec = {"label": label, "id": row.get("id"), "source": row.get("source", ""), "tags": tags,
+               "prompt": prompt, "reference": reference, **g, "nll": s, "tokens": n,
+               **usability(g["reply"], g["stopped"], last_user, tok, tags)}
+        if JSON_TAG in tags:
+            rec.update(json_check(g["reply"], reference))
+        records.append(rec)
+    if records:
+        records[0]["seconds_total"] = round(seconds, 2)
+    return records
+
+
+def buckets(record: dict) -> list[str]:
+    """The buckets a record counts in: ``all``, ``source:<s>``, ``tag:<t>``."""
+    return ["all"] + ([f"source:{record['source']}"] if record["source"] else []) + [f"tag:{t}" for t in record["tags"]]
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """(metric, bucket, n, value) rows: perplexity, usable and each criterion, JSON rates."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        for b in buckets(r):
+            groups.setdefault(b, []).append(r)
+    rows = []
+    for bucket, recs in groups.items():
+        rows.append({"metric": "perplexity", "bucket": bucket, "n": sum(r["tokens"] for r in recs),
+                     "value": perplexity((r["nll"], r["tokens"]) for r in recs)})
+        for metric in ("usable", *CRITERIA):
+            rows.append({"metric": metric, "bucket": bucket, "n": len(recs),
+                         "value": sum(r[metric] for r in recs) / len(recs)})
+        json_recs = [r for r in recs if JSON_TAG in r["tags"]]
+        for metric in ("json_valid", "json_keys"):
+            rows.append({"metric": metric, "bucket": bucket, "n": len(json_recs),
+                         "value": sum(r[metric] for r in json_recs) / len(json_recs) if json_recs else None})
+    return rows
+
+
+def comparison(base: list[dict], tuned: list[dict], buckets_shown: Iterable[str] = ("all",)):
+    """One DataFrame: metric × bucket with n, base and tuned values side by side."""
+    import pandas as pd
+
+    b, t = pd.DataFrame(summarize(base)), pd.DataFrame(summarize(tuned))
+    table = b.merge(t, on=["metric", "bucket"], suffixes=("_base", "_tuned"))
+    table = table[table["bucket"].isin(list(buckets_shown))] if buckets_shown else table
+    return table.rename(columns={"value_base": "base", "value_tuned": "tuned", "n_base": "n"}).drop(
+        columns="n_tuned")[["metric", "bucket", "n", "base", "tuned"]].reset_index(drop=True)
+
+
+def write_results(run_id: str, model_name: str, adapter: str, runs: dict[str, list[dict]],
+                  csv_path: Path | None = None) -> Path:
+    """Append every (label, metric, bucket) to ``runs/day2_metrics.csv``; log generations to ``eval/<run>/``."""
+    csv_path = Path(csv_path or paths.output_dir("runs") / METRICS_CSV)
+    fresh = not csv_path.exists()
+    with open(csv_path, "a", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        if fresh:
+            w.writerow(["run_id", "model", "adapter", "variant", "metric", "bucket", "n", "value"])
+        for label, records in runs.items():
+            for r in summarize(records):
+                value = "" if r["value"] is None else f"{r['value']:.6g}"
+                w.writerow([run_id, model_name, adapter if label != "base" else "", label,
+                            r["metric"], r["bucket"], r["n"], value])
+    log_dir = paths.output_dir("eval", run_id)
+    for label, records in runs.items():
+        with open(log_dir / f"{label}.jsonl", "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return csv_path
