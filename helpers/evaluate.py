@@ -79,8 +79,10 @@ def token_nll(model, tok, rows: list[dict], batch_size: int = 16) -> list[tuple[
         with torch.no_grad():
             logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
         target = labels[:, 1:].to(device)
+        # (rows*positions, vocab) layout: softmax over a non-last dim is less exact on CPU
         nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].transpose(1, 2), target, ignore_index=masks.IGNORE_INDEX, reduction="none")
+            logits[:, :-1].reshape(-1, logits.shape[-1]), target.reshape(-1),
+            ignore_index=masks.IGNORE_INDEX, reduction="none").view(target.shape)
         keep = target != masks.IGNORE_INDEX
         out += [(float(nll[r][keep[r]].sum()), int(keep[r].sum())) for r in range(len(chunk))]
     return out

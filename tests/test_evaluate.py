@@ -1,0 +1,128 @@
+"""Evaluation metrics: each criterion can fail, PPL matches transformers' own loss, n = 0 is reported."""
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import helpers
+from helpers import adapters, evaluate as ev, masks
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir):
+    return helpers.load_model("tiny-qwen3")
+
+
+ROWS = [
+    {"id": "a", "source": "mawps", "tags": ["math", "en"],
+     "messages": [{"role": "user", "content": "Tom has 3 apples and gets 4 more. How many now?"},
+                  {"role": "assistant", "content": "7"}]},
+    {"id": "b", "source": "json", "tags": ["json-only", "strict"],
+     "messages": [{"role": "user", "content": "Output only a JSON object with name (string) and age (number). name=Bo, age=7."},
+                  {"role": "assistant", "content": '{"name": "Bo", "age": 7}'}]},
+    {"id": "c", "source": "emoji", "tags": ["chat", "zh"],
+     "messages": [{"role": "system", "content": "你是助手。"}, {"role": "user", "content": "你好"},
+                  {"role": "assistant", "content": "你好！😊"}, {"role": "user", "content": "再见"},
+                  {"role": "assistant", "content": "再见！👋"}]},
+]
+
+
+def test_usability_criteria_each_can_fail(tok):
+    ok = ev.usability("Seven apples.", True, "How many?", tok)
+    assert ok["usable"] and all(ok[c] for c in ev.CRITERIA)
+    assert not ev.usability("  ", True, "How many?", tok)["non_empty"]
+    assert not ev.usability("Seven", False, "How many?", tok)["stopped"]
+    assert not ev.usability("go go go go go go go go go go go go", True, "Go?", tok)["no_repetition"]
+    assert not ev.usability("fine<|im_start|>user", True, "Hi", tok)["no_control_leak"]
+    assert not ev.usability("fine <think>", True, "Hi", tok)["no_control_leak"]
+    assert not ev.usability("Hello there", True, "你好", tok)["language"]
+    assert not ev.usability("你好", True, "Hello", tok)["language"]
+    assert ev.usability("42", True, "你好吗", tok)["language"], "a reply with no letters is language-neutral"
+    assert ev.usability('{"a": 1}', True, "只输出JSON", tok, tags=["json-only"])["language"]
+
+
+def test_json_check_is_strict_and_typed():
+    ref = '{"name": "Bo", "age": 7, "ok": true}'
+    assert ev.json_check('{"name":"Al","age":3.5,"ok":false}', ref) == {"json_valid": True, "json_keys": True}
+    assert ev.json_check('{"name":"Al","age":"3","ok":false}', ref) == {"json_valid": True, "json_keys": False}
+    assert ev.json_check('{"name":"Al","age":3}', ref)["json_keys"] is False
+    assert ev.json_check('{"name":"Al","age":1,"ok":1}', ref)["json_keys"] is False, "1 is a number, not a boolean"
+    assert ev.json_check('Sure! {"name":"Al"}', ref) == {"json_valid": False, "json_keys": False}
+    assert ev.json_check('[1, 2]', ref) == {"json_valid": True, "json_keys": False}
+
+
+def test_token_nll_matches_transformers_loss(model, tok):
+    pairs = ev.token_nll(model, tok, ROWS, batch_size=2)   # padded batches
+    for row, (nll, n) in zip(ROWS, pairs):
+        enc = masks.build_labels(tok, row["messages"])
+        ids, labels = torch.tensor([enc["input_ids"]]), torch.tensor([enc["labels"]])
+        with torch.no_grad():
+            mean = model(input_ids=ids, labels=labels).loss.item()
+        assert n == sum(1 for x in enc["labels"][1:] if x != masks.IGNORE_INDEX)
+        assert nll / n == pytest.approx(mean, rel=1e-4)
+    assert ev.perplexity(pairs) == pytest.approx(math.exp(sum(s for s, _ in pairs) / sum(n for _, n in pairs)))
+
+
+def test_batched_generation_equals_one_by_one(model, tok):
+    prompts = [ev.split_prompt(r)[0] for r in ROWS]
+    batched = ev.generate(model, tok, prompts, max_new_tokens=12, batch_size=3)
+    single = [ev.generate(model, tok, [p], max_new_tokens=12)[0] for p in prompts]
+    assert batched == single
+    assert all(set(g) == {"reply", "stopped", "new_tokens"} for g in batched)
+    assert tok.padding_side == "right", "generate must restore the tokenizer's padding side"
+
+
+def test_summary_reports_no_json_rows_as_n0(model, tok):
+    records = ev.evaluate(model, tok, [ROWS[0], ROWS[2]], "base", max_new_tokens=8)
+    rows = {(r["metric"], r["bucket"]): r for r in ev.summarize(records)}
+    assert rows[("json_valid", "all")]["n"] == 0 and rows[("json_valid", "all")]["value"] is None
+    assert rows[("usable", "source:emoji")]["n"] == 1
+    assert rows[("perplexity", "all")]["n"] == sum(r["tokens"] for r in records)
+
+
+def test_write_results_appends_csv_and_logs(model, tok, tmp_path, monkeypatch):
+    monkeypatch.setattr(helpers.paths, "EVAL", tmp_path / "eval")
+    records = ev.evaluate(model, tok, ROWS, "base", max_new_tokens=8)
+    path = tmp_path / "m.csv"
+    ev.write_results("r1", "tiny-qwen3", "", {"base": records}, csv_path=path)
+    ev.write_results("r2", "tiny-qwen3", "", {"base": records}, csv_path=path)
+    rows = list(csv.DictReader(open(path)))
+    assert {r["run_id"] for r in rows} == {"r1", "r2"}
+    json_row = next(r for r in rows if r["metric"] == "json_valid" and r["bucket"] == "all")
+    assert json_row["n"] == "1" and json_row["value"] in ("0", "1")
+    logged = [json.loads(x) for x in open(tmp_path / "eval" / "r2" / "base.jsonl")]
+    assert [r["id"] for r in logged] == ["a", "b", "c"]
+
+
+def test_adapter_errors(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run notebook 05"):
+        adapters.attach(model, tmp_path / "nothing")
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    small = Qwen3Config(vocab_size=151936, hidden_size=64, intermediate_size=96, num_hidden_layers=1,
+                        num_attention_heads=2, num_key_value_heads=1, head_dim=32)
+    get_peft_model(Qwen3ForCausalLM(small), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="does not fit this model.*size mismatch"):
+        adapters.attach(model, tmp_path / "other")
+
+
+def test_chat_cli_does_not_block_without_a_terminal():
+    out = subprocess.run([sys.executable, "-m", "helpers.chat"], input="", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "not a TTY" in out.stdout
+
+
+def test_chat_cli_talks_in_a_terminal(tiny_model_dir):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "helpers.chat", "--max-new-tokens", "8"], encoding="utf-8", timeout=90)
+    child.expect("you> ")
+    child.sendline("Hello!")
+    child.expect("bot> (.*)\r\n")
+    assert child.match.group(1).strip()
+    child.expect("you> ")
+    child.sendline("")
+    child.expect(pexpect.EOF)
