@@ -1,0 +1,17 @@
+"""Solutions to the notebook exercises (kept out of the student notebooks).
+
+``ANSWERS[key]`` is a correct answer to ``helpers.check`` exercise ``key``; ``WRONG[key]``
+is a plausible wrong one with the feedback it must get (the tests use both).
+"""
+ANSWERS = {
+    "01.1": "<|im_start|>assistant\n",
+    "01.2": "user",
+    "02.1": 151645,
+    "02.2": 0,
+}
+WRONG = {
+    "01.1": ("<|assistant|>", "no <|assistant|> token"),
+    "01.2": ("tool", "renders it under another role"),
+    "02.1": (151643, "<|endoftext|>"),
+    "02.2": (3, "not what the collator keeps"),
+}

@@ -1,0 +1,59 @@
+"""Every exercise checker accepts its solution and rejects a wrong answer with specific feedback."""
+import json
+import sys
+
+import pytest
+
+from helpers import check, course, paths
+
+sys.path.insert(0, str(paths.PROJECT_ROOT))
+from solutions.answers import ANSWERS, WRONG  # noqa: E402
+
+
+def _notebook_exercises():
+    found = {}
+    for nb in course.notebooks():
+        for cell in json.loads(nb.read_text())["cells"]:
+            if "exercise" in cell.get("metadata", {}).get("tags", []):
+                src = "".join(cell["source"])
+                key = src.split('check.answer("')[1].split('"')[0]
+                found[key] = (nb.name, src)
+    return found
+
+
+def test_every_exercise_has_a_solution_and_a_wrong_answer():
+    assert set(check.EXERCISES) == set(ANSWERS) == set(WRONG)
+
+
+def test_notebooks_pose_every_exercise_unanswered():
+    found = _notebook_exercises()
+    assert set(found) == set(check.EXERCISES)
+    for key, (name, src) in found.items():
+        assert key.split(".")[0] == name[:2], f"exercise {key} belongs in notebook {key[:2]}, found in {name}"
+        assert "answer = None" in src and repr(ANSWERS[key]) not in src.replace("answer = None", ""), key
+    counts = {}
+    for key in found:
+        counts[key[:2]] = counts.get(key[:2], 0) + 1
+    assert all(1 <= n <= 3 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize("key", sorted(ANSWERS))
+def test_solution_accepted(key):
+    ok, feedback = check.judge(key, ANSWERS[key])
+    assert ok, feedback
+
+
+@pytest.mark.parametrize("key", sorted(WRONG))
+def test_wrong_answer_rejected_with_specific_feedback(key):
+    wrong, expected = WRONG[key]
+    ok, feedback = check.judge(key, wrong)
+    assert not ok
+    assert expected in feedback and "Hint:" in feedback
+
+
+def test_unanswered_prints_hint_without_raising(capsys):
+    key = sorted(check.EXERCISES)[0]
+    assert check.answer(key, None) is False
+    assert "not answered yet" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="no exercise"):
+        check.judge("99.9", 1)
