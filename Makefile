@@ -1,6 +1,7 @@
 # make course  — set up .venv if needed, run every notebook with papermill, print a table
 # make test    — set up .venv if needed, run the test suite (unit tests + every notebook)
 # make lab     — JupyterLab on the course kernel
+# make clean-copies — output-free, answer-free notebooks for instructors in clean/
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +16,7 @@ export PIP_CACHE_DIR ?= $(CACHE)/pip
 export TOKENIZERS_PARALLELISM ?= false
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: install course test lab
+.PHONY: install course test lab clean-copies
 install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -33,3 +34,6 @@ test: install
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks
+
+clean-copies: install
+	$(PY) -m helpers.clean_copies --out clean

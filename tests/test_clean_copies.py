@@ -1,0 +1,51 @@
+"""Instructor copies leak no outputs, no filled-in answers and no solution cells."""
+import json
+import shutil
+import sys
+
+from helpers import clean_copies, course, paths
+
+sys.path.insert(0, str(paths.PROJECT_ROOT))
+from solutions.answers import ANSWERS  # noqa: E402
+
+
+def _solved_and_run(src, dst):
+    """Copies of the notebooks as an instructor leaves them: answers filled, outputs, a solution cell."""
+    dst.mkdir()
+    for nb_path in src:
+        nb = json.loads(nb_path.read_text())
+        for cell in nb["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            cell["execution_count"] = 7
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "SECRET OUTPUT\n"}]
+            cell["metadata"]["scrolled"] = True
+            src_text = "".join(cell["source"])
+            for key, value in ANSWERS.items():
+                if f'check.answer("{key}"' in src_text:
+                    cell["source"] = src_text.replace("answer = None", f"answer = {value!r}")
+        nb["cells"].append({"cell_type": "code", "metadata": {"tags": ["solution"]}, "execution_count": 1,
+                            "outputs": [], "source": "SOLUTION_CELL = 42"})
+        nb["metadata"]["widgets"] = {"state": "SECRET WIDGET STATE"}
+        (dst / nb_path.name).write_text(json.dumps(nb))
+
+
+def test_clean_copies_leak_nothing(tmp_path):
+    originals = course.notebooks()
+    _solved_and_run(originals, tmp_path / "solved")
+    written = clean_copies.write_clean_copies(tmp_path / "solved", tmp_path / "clean")
+    assert [p.name for p in written] == [p.name for p in originals]
+    for path in written:
+        text = path.read_text()
+        assert "SECRET" not in text and "SOLUTION_CELL" not in text
+        nb = json.loads(text)
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb["cells"] if c["cell_type"] == "code")
+        original = json.loads((paths.PROJECT_ROOT / "notebooks" / path.name).read_text())
+        assert ["".join(c["source"]) for c in nb["cells"]] == ["".join(c["source"]) for c in original["cells"]], \
+            f"{path.name}: the clean copy must read exactly like the student notebook"
+
+
+def test_cli_writes_into_the_folder_given(tmp_path):
+    assert clean_copies.main(["--out", str(tmp_path / "hand-out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "hand-out").iterdir()) == [p.name for p in course.notebooks()]
+    shutil.rmtree(tmp_path / "hand-out")
