@@ -44,12 +44,11 @@ def judge(key: str, value: Any) -> tuple[bool, str]:
     return ok, feedback if ok else f"{feedback} Hint: {ex.hint}"
 
 
-def answer(key: str, value: Any) -> bool:
-    """Print feedback for ``value`` as the answer to exercise ``key``; return whether it is right."""
+def answer(key: str, value: Any) -> None:
+    """Print feedback for ``value`` as the answer to exercise ``key`` (``judge`` returns it instead)."""
     ok, feedback = judge(key, value)
     mark = "✅" if ok else ("⏳" if value is None or value is ... else "❌")
     print(f"{mark} {key}: {feedback}")
-    return ok
 
 
 def question(key: str) -> str:

@@ -54,7 +54,7 @@ def test_wrong_answer_rejected_with_specific_feedback(key):
 
 def test_unanswered_prints_hint_without_raising(capsys):
     key = sorted(check.EXERCISES)[0]
-    assert check.answer(key, None) is False
+    check.answer(key, None)
     assert "not answered yet" in capsys.readouterr().out
     with pytest.raises(KeyError, match="no exercise"):
         check.judge("99.9", 1)

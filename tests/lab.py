@@ -1,0 +1,111 @@
+"""Test support: a real JupyterLab on loopback, driven by Debian's chromium through Playwright."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from helpers import paths
+
+CHROMIUM = "/usr/bin/chromium"
+INSTALL_HINT = ("Debian's chromium is needed for the browser tests: `apt-get update && apt-get install -y chromium` "
+                "(make test does this when run as root). Never download a browser build.")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port(preferred: int = 8888, tries: int = 50) -> int:
+    """``preferred`` if nothing listens there, else the next free port above it."""
+    for port in range(preferred, preferred + tries):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port in {preferred}–{preferred + tries}")
+
+
+@contextlib.contextmanager
+def jupyterlab(preferred_port: int = 8888, log: Path | None = None):
+    """Start JupyterLab (token auth, app exposed as window.jupyterapp); yield its base URL with token."""
+    port, token = free_port(preferred_port), secrets.token_hex(16)
+    log = log or paths.output_dir("runs", "screenshots") / "jupyterlab.log"
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={paths.PROJECT_ROOT}", "--LabApp.expose_app_in_browser=True",
+           "--ServerApp.allow_root=True"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 90
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"JupyterLab did not start; see {log}") from None
+                    time.sleep(0.5)
+            yield base, token
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    """A Playwright page in headless Debian chromium with a fresh profile."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None and not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(INSTALL_HINT)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
+
+
+def open_notebook(page, base: str, token: str, relpath: str, timeout_ms: int = 120_000) -> None:
+    """Open a notebook in JupyterLab and wait until its kernel is idle."""
+    page.goto(f"{base}/lab/tree/{relpath}?token={token}", timeout=timeout_ms)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+                           timeout=timeout_ms)
+
+
+def run_command(page, command: str, args: dict | None = None) -> None:
+    """Execute a JupyterLab command (e.g. ``notebook:run-all-cells``)."""
+    page.evaluate("([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}])
+
+
+def wait_idle(page, timeout_ms: int = 600_000) -> None:
+    """Wait until every cell has run: no '[*]' prompt left and the kernel idle."""
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp.shell.currentWidget;"
+        " const busy = [...document.querySelectorAll('.jp-InputPrompt')].some(e => e.textContent.includes('*'));"
+        " return !busy && w.sessionContext.session.kernel.status === 'idle'; }", timeout=timeout_ms)
+
+
+def cell_errors(page) -> list[str]:
+    """Text of every error output in the open notebook."""
+    return page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+                                     " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
+                                     "els => els.map(e => e.textContent.slice(0, 500))")
