@@ -16,7 +16,7 @@ export PIP_CACHE_DIR ?= $(CACHE)/pip
 export TOKENIZERS_PARALLELISM ?= false
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: install course test lab clean-copies
+.PHONY: install browser course test lab clean-copies
 install: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -29,7 +29,13 @@ $(STAMP): requirements.txt pyproject.toml
 course: install
 	$(PY) -m helpers.course
 
-test: install
+# Debian's chromium for the browser tests (never a downloaded browser build)
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing: sudo apt-get install -y chromium (the browser tests fail until it is there)"; fi; }
+
+test: install browser
 	$(PY) -m pytest
 
 lab: install
