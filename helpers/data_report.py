@@ -1,0 +1,180 @@
+"""Checks, statistics and pictures for the dataset pipeline (``helpers.data``).
+
+``validate`` lists every problem in a built set with its sample id and line; the rest
+turn a build report into tables (pandas) and matplotlib figures for notebook 04.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .data_sources import CONTROL_TOKEN_RE, column
+
+ROLES = {"system", "user", "assistant", "tool"}
+
+
+# ---------------------------------------------------------------- validation
+
+def check_messages(messages: list[dict], tags: list[str] | None = None) -> list[str]:
+    """Problems in one conversation: roles and order, empty replies, tool calls, JSON-only replies."""
+    if not messages:
+        return ["no messages"]
+    problems, pending, prev = [], set(), None
+    for k, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content") or ""
+        if role not in ROLES:
+            problems.append(f"turn {k}: unknown role {role!r}")
+            continue
+        if CONTROL_TOKEN_RE.search(content):
+            problems.append(f"turn {k}: literal control token in {role} content")
+        if role == "system" and k:
+            problems.append(f"turn {k}: system turn is not first")
+        if role in ("user", "assistant") and pending:
+            problems.append(f"turn {k}: tool calls {sorted(map(str, pending))} have no tool turn")
+            pending = set()
+        if role == "user" and prev == "user":
+            problems.append(f"turn {k}: two user turns in a row")
+        if role == "assistant":
+            calls = m.get("tool_calls") or []
+            if prev not in ("user", "tool"):
+                problems.append(f"turn {k}: assistant turn follows {prev or 'nothing'}, not a user or tool turn")
+            if not content.strip() and not calls:
+                problems.append(f"turn {k}: empty assistant reply")
+            for c in calls:
+                try:
+                    json.loads((c.get("function") or {}).get("arguments") or "")
+                except (json.JSONDecodeError, TypeError):
+                    problems.append(f"turn {k}: tool call {c.get('id')} has arguments that are not JSON")
+            pending = {c.get("id") for c in calls}
+        if role == "tool":
+            if m.get("tool_call_id") not in pending:
+                problems.append(f"turn {k}: tool turn answers no open call (tool_call_id={m.get('tool_call_id')!r})")
+            pending.discard(m.get("tool_call_id"))
+        prev = role
+    first = next((m.get("role") for m in messages if m.get("role") != "system"), None)
+    if first != "user":
+        problems.append(f"first turn after the system prompt is {first!r}, not 'user'")
+    if pending:
+        problems.append(f"tool calls {sorted(map(str, pending))} have no tool turn")
+    if messages[-1].get("role") != "assistant":
+        problems.append(f"last turn is {messages[-1].get('role')!r}, not 'assistant'")
+    elif "json-only" in (tags or []):
+        try:
+            ok = isinstance(json.loads(messages[-1].get("content") or ""), dict)
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            problems.append("json-only reply is not a JSON object")
+    return problems
+
+
+def validate(rows) -> list[str]:
+    """Every problem in a ``Dataset`` (row numbers) or a JSONL file (line numbers), with sample ids."""
+    if isinstance(rows, (str, Path)):
+        path = Path(rows)
+        with path.open(encoding="utf-8") as f:
+            items = []
+            for n, line in enumerate(f, 1):
+                try:
+                    items.append((f"{path.name}:{n}", json.loads(line)))
+                except json.JSONDecodeError as err:
+                    items.append((f"{path.name}:{n}", {"_error": f"malformed JSON ({err.msg})"}))
+    else:
+        cols = {c: rows[c][:] for c in ("id", "messages", "tags") if c in rows.column_names}
+        items = [(f"row {n}", {c: v[n] for c, v in cols.items()}) for n in range(len(rows))]
+    problems = []
+    for where, row in items:
+        found = [row["_error"]] if "_error" in row else check_messages(row.get("messages") or [], row.get("tags"))
+        problems += [f"{where} id={row.get('id')}: {p}" for p in found]
+    return problems
+
+
+# ---------------------------------------------------------------- token lengths
+
+def token_lengths(ds, tokenizer, per_pool: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
+    """Chat-template token counts per ``source`` on a seeded sample of at most ``per_pool`` rows."""
+    sources = column(ds, "source")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for pool in sorted(set(sources.tolist())):
+        idx = np.flatnonzero(sources == pool)
+        idx = np.sort(rng.choice(idx, size=min(per_pool, len(idx)), replace=False))
+        texts = [tokenizer.apply_chat_template(_plain(m), tokenize=False) for m in ds.select(idx)["messages"][:]]
+        out[pool] = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
+    return out
+
+
+def _plain(messages: list[dict]) -> list[dict]:
+    """Messages without the Arrow schema's empty keys (``tool_calls: None``…)."""
+    return [{k: v for k, v in m.items() if v is not None} for m in messages]
+
+
+def length_stats(lengths: dict[str, np.ndarray]) -> dict[str, dict]:
+    """n, mean, median, p95 and max tokens per pool."""
+    return {p: {"n": int(len(v)), "mean": round(float(v.mean()), 1), "p50": int(np.percentile(v, 50)),
+                "p95": int(np.percentile(v, 95)), "max": int(v.max())} for p, v in lengths.items() if len(v)}
+
+
+# ---------------------------------------------------------------- tables and pictures
+
+def steps_table(report: dict):
+    """Rows per pool after each step (pandas DataFrame)."""
+    import pandas as pd
+
+    table = pd.DataFrame(report["steps"]).fillna(0).astype(int)
+    table.loc["total"] = table.sum()
+    return table
+
+
+def drops_table(report: dict):
+    """Every drop by pool and reason, with the first rows it hit."""
+    import pandas as pd
+
+    cols = ["step", "pool", "reason", "rows", "examples"]
+    return pd.DataFrame([{**d, "examples": ", ".join(d["examples"])} for d in report["dropped"]], columns=cols)
+
+
+def mix_table(mix: dict):
+    """Requested vs realised share per pool."""
+    import pandas as pd
+
+    return pd.DataFrame(mix["pools"]).T
+
+
+def plot_composition(mix: dict, ax=None):
+    """Bars: requested vs realised share per pool, with the realised row counts."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3))[1]
+    pools = list(mix["pools"])
+    x = np.arange(len(pools))
+    req = [mix["pools"][p]["requested"] for p in pools]
+    real = [mix["pools"][p]["realised"] for p in pools]
+    ax.bar(x - 0.2, req, 0.4, label="requested", color="#bbbbbb")
+    bars = ax.bar(x + 0.2, real, 0.4, label="realised", color="#3b7dd8")
+    for b, p in zip(bars, pools):
+        ax.annotate(str(mix["pools"][p]["rows"]), (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, pools)
+    ax.set_ylabel("share of the mix")
+    ax.set_title(f"{mix['strategy']}: {mix['rows']} rows (numbers = rows per pool)")
+    ax.legend()
+    return ax
+
+
+def plot_lengths(lengths: dict[str, np.ndarray], ax=None, bins: int = 30):
+    """Histogram of chat-template token lengths per pool (log-scaled x)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3))[1]
+    top = max(int(v.max()) for v in lengths.values() if len(v))
+    edges = np.geomspace(8, max(top, 16) * 1.05, bins)
+    for pool, v in lengths.items():
+        ax.hist(v, bins=edges, alpha=0.6, label=pool)
+    ax.set_xscale("log")
+    ax.set_xlabel("tokens per conversation (chat template)")
+    ax.set_ylabel("conversations")
+    ax.legend()
+    return ax
