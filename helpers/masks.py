@@ -21,6 +21,7 @@ import json
 import random
 import re
 from collections import Counter
+from contextlib import contextmanager
 from typing import Any, Iterable
 
 IGNORE_INDEX = -100
@@ -313,7 +314,8 @@ def anchor_labels(tokenizer, messages: list[dict], tools=None,
         i, j = _token_range(starts, stops, a, b)
         labels[i:j] = enc.ids[i:j]
         pos = full.find(anchor, a)
-    return {"input_ids": list(enc.ids), "labels": labels, "segments": ["?"] * len(enc.ids)}
+    segments = build_labels(tokenizer, messages, tools)["segments"]  # same text, same tokens: for naming only
+    return {"input_ids": list(enc.ids), "labels": labels, "segments": segments}
 
 
 def truncate(samples: Iterable[dict], max_length: int, on_cut: str = "drop") -> tuple[list[dict], Counter]:
@@ -357,6 +359,22 @@ def truncate(samples: Iterable[dict], max_length: int, on_cut: str = "drop") -> 
     return kept, report
 
 
+def compare_truncation(tokenizer, sample: dict, max_length: int) -> list[dict]:
+    """One row per ``truncate`` mode for one sample: what is counted, warned and still trained."""
+    import warnings
+
+    rows = []
+    for mode in ("drop", "mask", "keep"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            kept, report = truncate([sample], max_length, on_cut=mode)
+        left = trained_pieces(tokenizer, kept[0]) if kept else []
+        rows.append({"on_cut": mode, "kept": len(kept), "counted as": ", ".join(report),
+                     "warnings": len(caught), "trained replies left": len(left),
+                     "last trained text": left[-1] if left else ""})
+    return rows
+
+
 # ----------------------------------------------------------------------------- TRL's own preprocessing
 def trl_labels(tokenizer, rows: list[dict | list], model, output_dir, **config: Any) -> list[dict]:
     """Labels as TRL's ``SFTTrainer`` prepares them with ``assistant_only_loss=True``.
@@ -375,15 +393,28 @@ def trl_labels(tokenizer, rows: list[dict | list], model, output_dir, **config: 
         messages, tools = (row, None) if isinstance(row, list) else (row["messages"], row.get("tools"))
         records.append({"messages": [_arrow_safe(m) for m in messages],
                         "tools": json.dumps(tools, ensure_ascii=False) if tools else None})
-    args = SFTConfig(
-        output_dir=str(output_dir), assistant_only_loss=True, max_length=None, packing=False,
-        shuffle_dataset=False, report_to=[], use_cpu=not torch.cuda.is_available(), bf16=False,
-        **config,
-    )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(records),
-                         processing_class=tokenizer)
+    settings = {"max_length": None, "packing": False, "shuffle_dataset": False, "report_to": [],
+                "use_cpu": not torch.cuda.is_available(), "bf16": False, **config}
+    args = SFTConfig(output_dir=str(output_dir), assistant_only_loss=True, **settings)
+    with _quiet_progress():
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(records),
+                             processing_class=tokenizer)
     data = trainer.train_dataset
     return [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in data]
+
+
+@contextmanager
+def _quiet_progress():
+    """No ``datasets`` progress bars inside (notebook outputs stay readable); restored after."""
+    from datasets.utils import logging as ds_logging
+
+    was = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            ds_logging.enable_progress_bar()
 
 
 def _arrow_safe(message: dict) -> dict:
@@ -415,7 +446,8 @@ def pack(samples: list[dict], max_length: int, strategy: str = "bfd",
     samples, report = truncate(samples, max_length, on_cut=on_cut)
     ds = Dataset.from_dict({"input_ids": [s["input_ids"] for s in samples],
                             "labels": [s["labels"] for s in samples]})
-    rows = pack_dataset(ds, max_length, strategy=strategy).to_list()
+    with _quiet_progress():
+        rows = pack_dataset(ds, max_length, strategy=strategy).to_list()
     for r in rows:
         pos = DataCollatorForLanguageModeling.get_position_ids_from_packed_seq_lengths([r["seq_lengths"]])
         r["position_ids"] = pos[0].tolist()

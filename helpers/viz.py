@@ -209,9 +209,9 @@ def plot_packing(rows: list[dict], title: str = "Packing (bfd): samples share a 
     strips.set_title(title, fontsize=11)
 
     pos_ax = fig.add_subplot(grid[1, 0])
-    for r, row in enumerate(rows):
+    for r, row in enumerate(rows[:3]):
         pos_ax.plot(row["position_ids"], label=f"row {r}", linewidth=1.2)
-    pos_ax.set_title("position_ids restart at 0 for each sample", fontsize=9)
+    pos_ax.set_title(f"position_ids restart at 0 for each sample (rows 0–{min(3, len(rows)) - 1})", fontsize=9)
     pos_ax.set_xlabel("token in row")
     pos_ax.set_ylabel("position_id")
     pos_ax.legend(fontsize=7)
