@@ -1,0 +1,102 @@
+"""A peak-VRAM estimator for QLoRA training, from shapes alone.
+
+peak ≈ base weights + LoRA (weights, grads, AdamW states) + activations + logits + overhead
+
+* base weights: the 7 projections of every layer at ``bits`` (NF4 with double quant is
+  4.127 bits per weight), the embedding (and an untied LM head) in bf16;
+* LoRA: ``r·(in+out)`` per targeted projection, 16 bytes per parameter (fp32 weight,
+  grad and two AdamW moments);
+* activations: with gradient checkpointing one bf16 hidden state per layer and token,
+  plus one layer's working set while it is recomputed; without it, every layer's set;
+* logits: a plain ``transformers`` forward materialises ``tokens × vocab`` logits and
+  their fp32 loss/gradient copies (the calibrated ``LOGIT_BYTES`` per entry); unsloth and
+  TRL's fused LM head compute the loss in chunks, so that term nearly vanishes.
+
+Calibrated on one H200 against the course's reference table (COURSE.md "Speed"); it
+is an estimate — ``bench/gpu_shape_bench.py`` prints it beside each measured peak.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GiB = 1024**3
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+NF4_BITS = 4.127  # 4-bit codes + 8-bit absmax per 64 weights, itself quantised (double quant)
+LOGIT_BYTES = 16  # bf16 logits + fp32 upcast + fp32 log-softmax + grads, per vocab entry (calibrated)
+CHUNK_TOKENS = 128  # a fused/chunked head keeps about one fp32 [tokens, vocab] tile and its gradient
+OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The shapes of a Qwen3-style decoder that set speed and memory."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool = True
+
+    @classmethod
+    def from_config(cls, config) -> "Shape":
+        """From a ``transformers`` config (``Qwen3Config`` or similar)."""
+        c = config.get_text_config() if hasattr(config, "get_text_config") else config
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        return cls(c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+                   c.num_key_value_heads, head_dim, c.vocab_size, bool(getattr(c, "tie_word_embeddings", True)))
+
+    def projection_dims(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each of the 7 projections."""
+        q, kv, h, i = self.heads * self.head_dim, self.kv_heads * self.head_dim, self.hidden, self.intermediate
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+QWEN3_4B = Shape(hidden=2560, intermediate=9728, layers=36, heads=32, kv_heads=8, head_dim=128, vocab=151936)
+
+
+def lora_params(shape: Shape, r: int, targets=PROJECTIONS) -> int:
+    """Trainable LoRA parameters: ``r·(in+out)`` per targeted projection and layer."""
+    dims = shape.projection_dims()
+    unknown = set(targets) - set(dims)
+    if unknown:
+        raise ValueError(f"unknown target modules {sorted(unknown)}; choose from {list(PROJECTIONS)}")
+    return shape.layers * sum(r * (dims[t][0] + dims[t][1]) for t in targets)
+
+
+def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, seq: int = 1024,
+             bits: float = NF4_BITS, gradient_checkpointing: bool = True, path: str = "bnb",
+             fused_head: bool | None = None) -> dict[str, float]:
+    """Estimated peak GPU memory in GiB, by component; ``path`` is "unsloth" or "bnb".
+
+    ``fused_head`` (default: True for unsloth, False for bnb) says whether the loss is
+    computed in chunks (unsloth, TRL's SFTTrainer) or from full logits (plain transformers).
+    """
+    if path not in ("unsloth", "bnb"):
+        raise ValueError(f"path must be 'unsloth' or 'bnb', got {path!r}")
+    if min(r, batch, seq) <= 0:
+        raise ValueError(f"r, batch and seq must be positive, got r={r}, batch={batch}, seq={seq}")
+    fused = (path == "unsloth") if fused_head is None else fused_head
+    dims = shape.projection_dims()
+    linear = shape.layers * sum(i * o for i, o in dims.values())
+    embed = shape.vocab * shape.hidden * (1 if shape.tied else 2)
+    weights = linear * bits / 8 + embed * 2
+    lora = lora_params(shape, r, targets) * 16
+    tokens = batch * seq
+    q, kv, h, i = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.hidden, shape.intermediate
+    layer_set = tokens * (8 * h + 2 * q + 2 * kv + 5 * i) * 2  # bf16 tensors autograd keeps for one layer
+    if path == "unsloth":
+        layer_set //= 16  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep far fewer intermediates
+    if gradient_checkpointing:
+        acts = shape.layers * tokens * h * 2 + layer_set
+    else:
+        acts = shape.layers * layer_set
+    logits = min(tokens, CHUNK_TOKENS) * shape.vocab * 8 if fused else tokens * shape.vocab * LOGIT_BYTES
+    parts = {"weights": weights, "lora+optimizer": lora, "activations": acts, "logits": logits}
+    out = {k: v / GiB for k, v in parts.items()}
+    out["overhead"] = OVERHEAD_GiB
+    out["total"] = sum(out.values())
+    return out

@@ -1,0 +1,363 @@
+"""QLoRA training for notebook 05: one config, three model paths, TRL's SFTTrainer.
+
+    cfg = TrainConfig.preset("cpu-tiny", run="demo")
+    model, tok, path = build_model(cfg)          # 4-bit base + LoRA; path says which route ran
+    trainer = build_trainer(cfg, model, tok, splits)
+    trainer.train(); save_adapter(trainer, cfg)   # -> checkpoints/sft-lora-<run>/
+
+Paths: CUDA + unsloth → ``FastLanguageModel`` (4-bit) + its ``get_peft_model``; CUDA
+without unsloth → transformers + ``BitsAndBytesConfig`` (NF4, double quant, bf16 compute)
++ ``prepare_model_for_kbit_training`` + PEFT; CPU → the same bitsandbytes route (NF4
+works on CPU) with the fixes of ``helpers.cpu_compat``.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from . import paths
+from .memory import PROJECTIONS
+
+PRESETS: dict[str, dict] = {
+    # The embedded tiny model on a laptop CPU: short sequences, a larger learning rate and
+    # few steps, so a run fits in about 2.5 minutes on 2 cores.
+    "cpu-tiny": dict(model="tiny-qwen3", max_length=512, batch_size=4, grad_accum=1, lr=2e-3,
+                     max_steps=60, time_budget_s=170, logging_steps=5, eval_steps=30, save_steps=30),
+    # The seed's tables (RTX 4080 16 GB: batch 1 × grad-accum 16 at 1k tokens), then bigger cards.
+    "gpu-16gb": dict(max_length=1024, batch_size=1, grad_accum=16, lr=2e-4),
+    "gpu-24gb": dict(max_length=1024, batch_size=4, grad_accum=4, lr=2e-4),
+    "gpu-80gb": dict(max_length=2048, batch_size=8, grad_accum=2, lr=2e-4),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything one run needs: model, quantisation, LoRA, training and output."""
+
+    model: str = "unsloth/Qwen3-4B-Instruct-2507"
+    preset: str = "gpu-16gb"
+    run: str = "demo"
+    # quantisation (QLoRA: NF4 4-bit base, double quant, bf16 compute)
+    load_in_4bit: bool = True
+    # LoRA
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = PROJECTIONS
+    # sequence and batch
+    max_length: int = 1024
+    batch_size: int = 1
+    grad_accum: int = 16
+    packing: bool = True
+    gradient_checkpointing: bool = True
+    # optimiser and schedule
+    lr: float = 2e-4
+    warmup: float = 0.03
+    weight_decay: float = 0.01
+    scheduler: str = "cosine"
+    optim: str = "adamw_torch"
+    epochs: float = 1.0
+    max_steps: int = -1
+    time_budget_s: float | None = None
+    # logging, evaluation, saving
+    logging_steps: int = 10
+    eval_steps: int | None = 100
+    save_steps: int | None = 200
+    report_to: tuple[str, ...] = ("tensorboard",)
+    seed: int = 42
+    extra: dict = field(default_factory=dict)  # passed to SFTConfig as-is
+
+    def __post_init__(self):
+        self.target_modules = tuple(self.target_modules)
+        if self.r <= 0:
+            raise ValueError(f"LoRA rank r must be a positive integer, got {self.r}")
+        if self.alpha <= 0:
+            raise ValueError(f"LoRA alpha must be positive, got {self.alpha} (a common choice is 2·r)")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        unknown = sorted(set(self.target_modules) - set(PROJECTIONS))
+        if unknown or not self.target_modules:
+            raise ValueError(f"unknown target modules {unknown or '(none chosen)'}; choose from {list(PROJECTIONS)}")
+        if min(self.max_length, self.batch_size, self.grad_accum) <= 0:
+            raise ValueError("max_length, batch_size and grad_accum must be positive")
+        if not self.run or "/" in self.run:
+            raise ValueError(f"run name must be a non-empty name without '/', got {self.run!r}")
+
+    @classmethod
+    def preset_config(cls, name: str, **overrides) -> "TrainConfig":
+        """A config from a preset (see ``PRESETS``) with keyword overrides; GPU presets need a GPU."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        if name.startswith("gpu"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise RuntimeError(f"preset {name!r} needs a CUDA GPU and none is visible; use PRESET='cpu-tiny'")
+        return cls(**{"preset": name, **PRESETS[name], **overrides})
+
+    @property
+    def output_dir(self) -> Path:
+        return paths.CHECKPOINTS / f"sft-lora-{self.run}"
+
+    @property
+    def log_dir(self) -> Path:
+        return paths.RUNS / self.run
+
+    def effective_batch(self) -> int:
+        return self.batch_size * self.grad_accum
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, ensure_ascii=False)
+
+
+@dataclass
+class TrainPath:
+    """Which route builds the model, and why."""
+
+    name: str  # "unsloth" | "bnb-cuda" | "bnb-cpu"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
+def choose_path(prefer_unsloth: bool = True) -> TrainPath:
+    """The route this machine takes (``helpers.environment.training_path``); the plain one if asked."""
+    from .environment import training_path
+
+    name, reason = training_path()
+    if name == "unsloth" and not prefer_unsloth:
+        name, reason = "bnb-cuda", "CUDA GPU, unsloth not requested: transformers + bitsandbytes NF4 + PEFT"
+    if name == "bnb-cpu":
+        reason += "; avx512_bf16 guard on, PyTorch loss head instead of TRL's Triton kernel"
+    return TrainPath(name, reason)
+
+
+def lora_config(cfg: TrainConfig):
+    """The PEFT ``LoraConfig`` for ``cfg``."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none",
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+
+
+def bnb_config():
+    """QLoRA's quantisation: NF4 4-bit weights, double quantisation, bf16 compute."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_base(cfg: TrainConfig, path: TrainPath | None = None):
+    """The frozen base model for ``cfg`` (4-bit unless ``load_in_4bit=False``) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .models import load_tokenizer, resolve
+
+    path = path or choose_path()
+    tok = load_tokenizer(cfg.model)
+    on_gpu = path.name != "bnb-cpu"
+    kwargs = {"dtype": torch.bfloat16 if on_gpu else torch.float32}
+    if cfg.load_in_4bit:
+        kwargs["quantization_config"] = bnb_config()
+    if on_gpu:
+        kwargs["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), **kwargs)
+    if path.name == "bnb-cpu":
+        from .cpu_compat import guard_avx512_bf16
+
+        guard_avx512_bf16(model)
+    return model, tok
+
+
+def build_model(cfg: TrainConfig, path: TrainPath | None = None):
+    """(peft_model, tokenizer, path): the 4-bit base with LoRA adapters attached, ready to train."""
+    path = path or choose_path()
+    if path.name == "unsloth":
+        return (*_build_unsloth(cfg), path)
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    model, tok = load_base(cfg, path)
+    if cfg.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    model = get_peft_model(model, lora_config(cfg))
+    if path.name == "bnb-cpu":
+        from .cpu_compat import guard_avx512_bf16
+
+        guard_avx512_bf16(model)
+    return model, tok, path
+
+
+def _build_unsloth(cfg: TrainConfig):
+    import unsloth  # noqa: F401  (must patch transformers/peft/trl before they are used)
+    from unsloth import FastLanguageModel
+
+    from .models import resolve
+
+    model, tok = FastLanguageModel.from_pretrained(
+        model_name=resolve(cfg.model), max_seq_length=cfg.max_length, dtype=None,
+        load_in_4bit=cfg.load_in_4bit,
+    )
+    model = FastLanguageModel.get_peft_model(
+        model, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none",
+        target_modules=list(cfg.target_modules), random_state=cfg.seed,
+        use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
+    )
+    return model, tok
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts; 4-bit weights count as their unpacked size."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = 0
+    for p in model.parameters():
+        total += p.numel() * 2 if p.__class__.__name__ == "Params4bit" else p.numel()
+    return trainable, total
+
+
+def lora_param_count(model, r: int, targets=PROJECTIONS) -> int:
+    """Exactly the parameters LoRA adds to ``model``: ``r·(in+out)`` for every targeted linear layer."""
+    if r <= 0:
+        raise ValueError(f"LoRA rank r must be a positive integer, got {r}")
+    unknown = sorted(set(targets) - set(PROJECTIONS))
+    if unknown:
+        raise ValueError(f"unknown target modules {unknown}; choose from {list(PROJECTIONS)}")
+    return sum(r * (m.in_features + m.out_features) for name, m in model.named_modules()
+               if name.rsplit(".", 1)[-1] in targets and hasattr(m, "in_features"))
+
+
+def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.05, targets=PROJECTIONS,
+                 preset: str = "gpu-16gb") -> dict:
+    """What r/alpha/dropout/targets mean: exact trainable parameters of ``model`` and, for
+    Qwen3-4B with ``preset``'s batch and sequence length, the LoRA size and estimated peak VRAM."""
+    from . import memory
+
+    TrainConfig(r=r, alpha=alpha, dropout=dropout, target_modules=targets)  # validates the choice
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    p = {**asdict(TrainConfig()), **PRESETS[preset]}
+    est = memory.estimate(memory.QWEN3_4B, r=r, targets=targets, batch=p["batch_size"], seq=p["max_length"],
+                          gradient_checkpointing=p["gradient_checkpointing"], path="bnb", fused_head=True)
+    total = trainable_parameters(model)[1]
+    added = lora_param_count(model, r, targets)
+    return {"lora_params": added, "lora_share": added / total, "scale": alpha / r, "dropout": dropout,
+            "qwen3_4b_lora_params": memory.lora_params(memory.QWEN3_4B, r, targets),
+            "preset": preset, "batch": p["batch_size"], "seq": p["max_length"],
+            "qwen3_4b_vram_gib": round(est["total"], 2),
+            "qwen3_4b_vram_parts": {k: round(v, 2) for k, v in est.items() if k != "total"}}
+
+
+def length_report(dataset, tokenizer, max_length: int) -> dict:
+    """How many samples exceed ``max_length`` and what truncation does to their loss masks.
+
+    TRL keeps the first ``max_length`` tokens (``keep_start``); assistant tokens past the
+    cut are not trained, and a sample whose assistant turns all lie past it trains nothing.
+    """
+    from trl.chat_template_utils import get_training_chat_template
+
+    template = get_training_chat_template(tokenizer) or tokenizer.chat_template
+    n = too_long = emptied = cut = kept = 0
+    for row in dataset:
+        enc = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True, chat_template=template)
+        mask = enc["assistant_masks"]
+        n += 1
+        kept += sum(mask[:max_length])
+        if len(mask) > max_length:
+            too_long += 1
+            cut += sum(mask[max_length:])
+            emptied += sum(mask[:max_length]) == 0
+    report = {"samples": n, "longer_than_max_length": too_long, "left_with_no_trained_tokens": emptied,
+              "assistant_tokens_cut": cut, "assistant_tokens_kept": kept, "max_length": max_length}
+    if too_long:
+        warnings.warn(f"{too_long} of {n} samples are longer than max_length={max_length}: "
+                      f"{cut} assistant tokens are cut from their loss masks and {emptied} samples "
+                      f"are left with nothing to train on")
+    return report
+
+
+def sft_config(cfg: TrainConfig, path: TrainPath, has_eval: bool):
+    """TRL ``SFTConfig`` for ``cfg``: assistant-only loss, bfd packing, logs and checkpoints."""
+    from trl import SFTConfig
+
+    cpu = path.name == "bnb-cpu"
+    if cpu:
+        from .fixtures.model import _cpu_has_fast_bf16
+
+        bf16 = _cpu_has_fast_bf16()  # bf16 autocast only where the CPU has bf16 instructions
+    else:
+        bf16 = True
+    eval_on = has_eval and bool(cfg.eval_steps)
+    return SFTConfig(
+        output_dir=str(cfg.output_dir), run_name=cfg.run, seed=cfg.seed, data_seed=cfg.seed,
+        assistant_only_loss=True, packing=cfg.packing, packing_strategy="bfd", max_length=cfg.max_length,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, gradient_checkpointing=cfg.gradient_checkpointing,
+        learning_rate=cfg.lr, warmup_steps=cfg.warmup, weight_decay=cfg.weight_decay,
+        lr_scheduler_type=cfg.scheduler, optim=cfg.optim, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        logging_steps=cfg.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if eval_on else "no", eval_steps=cfg.eval_steps if eval_on else None,
+        save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
+        save_total_limit=2, report_to=[], use_cpu=cpu, bf16=bf16,
+        dataloader_num_workers=0, dataset_num_proc=None, **cfg.extra,
+    )
+
+
+def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | None = None,
+                  log=print):
+    """A TRL ``SFTTrainer`` with the course's callbacks; ``splits`` has ``train`` (and ``validation``)."""
+    from transformers.integrations import TensorBoardCallback
+    from trl import SFTTrainer
+
+    from .callbacks import FileLogger, ThroughputCallback, TimeBudget, TokenCounter
+
+    path = path or choose_path()
+    if path.name == "bnb-cpu":
+        from .cpu_compat import install_torch_logprob
+
+        if install_torch_logprob():
+            log("TRL's fused loss head needs Triton (not on CPU): using the PyTorch version")
+    train, val = splits["train"], splits.get("validation") if hasattr(splits, "get") else None
+    if len(train) == 0:
+        raise ValueError("the training split is empty")
+    args = sft_config(cfg, path, has_eval=val is not None and len(val) > 0)
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [FileLogger(cfg.log_dir), TimeBudget(cfg.time_budget_s)]
+    if "tensorboard" in cfg.report_to:
+        from torch.utils.tensorboard import SummaryWriter
+
+        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(str(cfg.log_dir / "tensorboard"))))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=val,
+                         processing_class=tokenizer, callbacks=callbacks)
+    counter = TokenCounter(trainer.data_collator, tokenizer.pad_token_id)
+    trainer.data_collator = counter
+    throughput = ThroughputCallback(counter)
+    trainer.add_callback(throughput)
+    # the throughput fields must reach the file/TensorBoard loggers, so they run after it
+    for cb in [c for c in trainer.callback_handler.callbacks if isinstance(c, (FileLogger, TensorBoardCallback))]:
+        trainer.callback_handler.remove_callback(cb)
+        trainer.add_callback(cb)
+    trainer.course = {"counter": counter, "throughput": throughput, "path": path, "config": cfg}
+    (cfg.log_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    return trainer
+
+
+def save_adapter(trainer, cfg: TrainConfig) -> Path:
+    """Save adapter, tokenizer and the config used into ``checkpoints/sft-lora-<run>/``."""
+    out = cfg.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(str(out))
+    trainer.processing_class.save_pretrained(str(out))
+    (out / "course_config.json").write_text(cfg.to_json(), encoding="utf-8")
+    return out
+
+
+def loss_history(trainer) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) pairs of train ``loss`` and ``eval_loss`` from the trainer's log history."""
+    hist = trainer.state.log_history
+    return {key: [(h["step"], h[key]) for h in hist if key in h] for key in ("loss", "eval_loss")}
