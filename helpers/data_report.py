@@ -178,3 +178,34 @@ def plot_lengths(lengths: dict[str, np.ndarray], ax=None, bins: int = 30):
     ax.set_ylabel("conversations")
     ax.legend()
     return ax
+
+
+def raw_preview(data_dir=None, width: int = 90):
+    """The first raw row of every sample file, in its own schema (DataFrame)."""
+    import csv
+
+    import pandas as pd
+
+    from . import paths
+
+    rows = []
+    for path in sorted(Path(data_dir or paths.DATA).glob("*")):
+        if path.suffix not in (".jsonl", ".csv"):
+            continue
+        with path.open(encoding="utf-8") as f:
+            first = next(csv.DictReader(f)) if path.suffix == ".csv" else json.loads(f.readline())
+        rows.append({"file": path.name, "columns": ", ".join(first), "first row": json.dumps(first, ensure_ascii=False)[:width]})
+    return pd.DataFrame(rows)
+
+
+def cleaning_table(report: dict):
+    """Control tokens removed and answers capped per pool."""
+    import pandas as pd
+
+    return pd.DataFrame(report["cleaning"]).T[["control_tokens_removed", "answers_capped"]]
+
+
+def padding_share(lengths: dict[str, np.ndarray]) -> float:
+    """Share of a batch that would be padding if every sampled row were padded to the longest one."""
+    flat = np.concatenate([v for v in lengths.values() if len(v)])
+    return float(1 - flat.mean() / flat.max())
