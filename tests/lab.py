@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -33,6 +34,22 @@ def free_port(preferred: int = 8888, tries: int = 50) -> int:
     raise RuntimeError(f"no free port in {preferred}–{preferred + tries}")
 
 
+def _fresh_lab_settings(folder: Path) -> dict:
+    """A clean user-settings and workspace dir: every cell rendered (no windowing), no news toast."""
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = {
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"},
+    }
+    for name, value in settings.items():
+        path = folder / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    (folder / "workspaces").mkdir(parents=True)
+    return {"JUPYTERLAB_SETTINGS_DIR": str(folder / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces")}
+
+
 @contextlib.contextmanager
 def jupyterlab(preferred_port: int = 8888, log: Path | None = None):
     """Start JupyterLab (token auth, app exposed as window.jupyterapp); yield its base URL with token."""
@@ -42,8 +59,9 @@ def jupyterlab(preferred_port: int = 8888, log: Path | None = None):
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
            f"--ServerApp.root_dir={paths.PROJECT_ROOT}", "--LabApp.expose_app_in_browser=True",
            "--ServerApp.allow_root=True"]
+    env = {**os.environ, **_fresh_lab_settings(log.parent / "lab-user")}
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.time() + 90
@@ -105,7 +123,10 @@ def wait_idle(page, timeout_ms: int = 600_000) -> None:
 
 
 def cell_errors(page) -> list[str]:
-    """Text of every error output in the open notebook."""
-    return page.eval_on_selector_all(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
-                                     " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
-                                     "els => els.map(e => e.textContent.slice(0, 500))")
+    """``ename: evalue`` of every error output in the open notebook (from its model, not the DOM)."""
+    return page.evaluate(
+        "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells; const out = [];"
+        " for (let i = 0; i < cells.length; i++) { const c = cells.get(i);"
+        "  if (c.type !== 'code') continue;"
+        "  for (const o of c.outputs.toJSON()) if (o.output_type === 'error') out.push(`cell ${i}: ${o.ename}: ${o.evalue}`); }"
+        " return out; }")
