@@ -115,3 +115,71 @@ def _ex02_2(value):
     if value == truth:
         return True, "right: every stop label is masked, so the model never learns to stop."
     return False, f"{value!r} is not what the collator keeps."
+
+
+# ----------------------------------------------------------------------------- 03
+def _example(key: str) -> dict:
+    from . import templates
+
+    return templates.load_examples()[key]
+
+
+@exercise("03.1", "How many tokens of sft-0103 are trained (label != -100) with the default policy?",
+          "count the green tokens, or sum(l != -100 for l in sample['labels']) (section 1).")
+def _ex03_1(value):
+    from . import masks
+
+    labels = masks.build_labels(_tok(), _example("sft-0103")["messages"])["labels"]
+    truth = sum(x != masks.IGNORE_INDEX for x in labels)
+    if value == truth:
+        return True, f"right: {truth} of {len(labels)} tokens carry a loss — both replies and their <|im_end|>\\n."
+    if value == len(labels):
+        return False, "that is every token; the system and user turns and the role headers are masked."
+    return False, f"{value!r} is not the number of trained tokens."
+
+
+@exercise("03.2", "With train_tool_calls=False, how many assistant turns of tool-0201 are trained?",
+          "look at the 'trained' flag of each turn in build_labels(...)['turns'] (section 2).")
+def _ex03_2(value):
+    from . import masks
+
+    ex = _example("tool-0201")
+    turns = masks.build_labels(_tok(), ex["messages"], ex["tools"], train_tool_calls=False)["turns"]
+    truth = sum(t["trained"] for t in turns)
+    if value == truth:
+        return True, "right: only the natural-language summary is trained; the call turn is context."
+    return False, f"{value!r} is not it: count the assistant turns that keep their labels."
+
+
+# ----------------------------------------------------------------------------- 04
+@exercise("04.1", "Give mix weights (a dict over the pools) that make emoji exactly 50 % of a resample mix.",
+          "weights are relative: data.normalize_weights(w, data.POOLS) must give emoji 0.5 (section 5).")
+def _ex04_1(value):
+    from . import data
+
+    if not isinstance(value, dict):
+        return False, "give a dict such as {'cmath': 1, ...}."
+    share = data.normalize_weights(value, data.POOLS)["emoji"]
+    if abs(share - 0.5) < 1e-9:
+        return True, "right: normalised, emoji is one half and resample hits the count exactly."
+    return False, f"these weights give emoji {share:.1%}, not 50 %."
+
+
+@exercise("04.2", "How many validation rows does split_train_valid give a set of 120 distinct samples "
+          "(default valid_ratio and floor of 100)?",
+          "the floor of 100 must never empty train; read split_train_valid's docstring (section 7).")
+def _ex04_2(value):
+    from datasets import Dataset
+
+    from . import data
+
+    rows = [{"id": f"s{i}", "source": "cmath", "tags": ["math"],
+             "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": str(i)}]}
+            for i in range(120)]
+    splits, _ = data.split_train_valid(Dataset.from_list(rows))
+    truth = len(splits["validation"])
+    if value == truth:
+        return True, f"right: validation is capped at half, so 120 samples split {120 - truth}/{truth}."
+    if value == 100:
+        return False, "the floor of 100 would leave only 20 for training; the split caps validation."
+    return False, f"{value!r} is not what the split gives."

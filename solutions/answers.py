@@ -8,10 +8,18 @@ ANSWERS = {
     "01.2": "user",
     "02.1": 151645,
     "02.2": 0,
+    "03.1": 60,
+    "03.2": 1,
+    "04.1": {"cmath": 1, "mawps": 1, "emoji": 3, "json": 1, "tool": 0},
+    "04.2": 60,
 }
 WRONG = {
     "01.1": ("<|assistant|>", "no <|assistant|> token"),
     "01.2": ("tool", "renders it under another role"),
     "02.1": (151643, "<|endoftext|>"),
     "02.2": (3, "not what the collator keeps"),
+    "03.1": (119, "every token"),
+    "03.2": (2, "count the assistant turns"),
+    "04.1": ({"cmath": 1, "mawps": 1, "emoji": 1, "json": 1, "tool": 1}, "emoji 20.0%"),
+    "04.2": (100, "caps validation"),
 }
