@@ -1,0 +1,302 @@
+"""Merge a LoRA adapter into a full-precision copy of its base (notebook 07).
+
+    adapter = merge.pick_adapter("", "tiny-qwen3", run="demo")       # newest trained, else a demo
+    out = merge.merge("tiny-qwen3", adapter, merge.merged_dir("demo"))  # checkpoints/merged-demo/
+    merged = merge.load_merged(out)                                   # plain AutoModelForCausalLM
+
+``merge`` loads the base in bf16 (fp32 on a CPU, where bf16 matmuls are slow and
+inexact), attaches the adapter with PEFT and calls ``merge_and_unload``, which adds
+``(alpha/r)·B·A`` to each targeted weight. It never merges into 4-bit weights:
+``merge_into_4bit`` does that on purpose, only to measure what gets lost.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from . import adapters, paths
+from .memory import PROJECTIONS
+
+PREFIX = "merged-"
+DEMO_PREFIX = "demo-lora-"
+DEMO_MARK = "course_demo.json"
+INFO = "merge_info.json"
+# Stated tolerance on |merged logits - (base + adapter) logits|. fp32: only the order of
+# additions differs (W·x + B·A·x vs (W + B·A)·x). bf16 keeps 8 significant bits, so
+# rounding W + B·A to bf16 moves logits of a 36-layer model by up to a few tenths.
+TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.5, torch.float16: 0.25}
+
+
+def merge_dtype() -> torch.dtype:
+    """The dtype to merge in: bfloat16 on a GPU, float32 on a CPU."""
+    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+
+
+def merged_dir(run: str) -> Path:
+    """``checkpoints/merged-<run>/`` (not created)."""
+    if not run or "/" in run:
+        raise ValueError(f"run name must be a non-empty name without '/', got {run!r}")
+    return paths.CHECKPOINTS / f"{PREFIX}{run}"
+
+
+# ----------------------------------------------------------------------------- adapters
+def demo_adapter(model: str, out: str | Path, seed: int = 0, r: int = 8, alpha: int = 16,
+                 targets: tuple[str, ...] = PROJECTIONS, b_std: float = 0.05) -> Path:
+    """Save an UNTRAINED demo LoRA adapter for ``model`` into ``out`` and return the folder.
+
+    PEFT initialises B to zero (a fresh adapter changes nothing); here B is drawn from
+    N(0, ``b_std``) with ``seed``, so merging visibly changes the logits. A
+    ``course_demo.json`` beside the adapter marks it as a demo.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    from .models import load_model, load_tokenizer
+
+    out = Path(out)
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, bias="none",
+                     task_type="CAUSAL_LM")
+    peft_model = get_peft_model(load_model(model), cfg)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * b_std)
+    peft_model.save_pretrained(str(out))
+    load_tokenizer(model).save_pretrained(str(out))
+    (out / DEMO_MARK).write_text(json.dumps({"demo": True, "trained": False, "model": model, "seed": seed,
+                                             "b_std": b_std, "note": "untrained demo adapter: random LoRA B"},
+                                            indent=1))
+    return out
+
+
+def is_demo(path: str | Path) -> bool:
+    """True for an adapter written by ``demo_adapter``."""
+    return (Path(path) / DEMO_MARK).is_file()
+
+
+def pick_adapter(adapter: str, model: str, run: str, log=print) -> Path:
+    """``adapter`` if given, else the newest ``checkpoints/sft-lora-*``, else a new demo adapter (said so)."""
+    if adapter:
+        adapters.adapter_config(adapter)  # a clear error when the folder is not an adapter
+        log(f"adapter: {adapter}" + (" (UNTRAINED demo adapter)" if is_demo(adapter) else ""))
+        return Path(adapter)
+    newest = adapters.newest_adapter()
+    if newest is not None:
+        log(f"adapter: newest trained adapter {newest}")
+        return newest
+    out = demo_adapter(model, paths.CHECKPOINTS / f"{DEMO_PREFIX}{run}")
+    log(f"adapter: no checkpoints/sft-lora-* found (run notebook 05 to train one), so this notebook uses "
+        f"an UNTRAINED demo adapter with random weights: {out}")
+    return out
+
+
+def second_adapter(first: Path, model: str, run: str, log=print) -> Path:
+    """Another adapter for the same base: an older trained one if any, else a demo with another seed."""
+    root = paths.CHECKPOINTS
+    others = sorted((p.parent for p in root.glob(f"{adapters.PREFIX}*/adapter_config.json")
+                     if p.parent.resolve() != Path(first).resolve()),
+                    key=lambda p: (p / "adapter_config.json").stat().st_mtime, reverse=True)
+    if others:
+        log(f"second adapter: trained adapter {others[0]}")
+        return others[0]
+    out = demo_adapter(model, root / f"{DEMO_PREFIX}{run}-b", seed=1)
+    log(f"second adapter: UNTRAINED demo adapter (seed 1): {out}")
+    return out
+
+
+# ----------------------------------------------------------------------------- merge
+def is_quantized(model) -> bool:
+    """True when any weight of ``model`` is stored by bitsandbytes in 4 or 8 bits."""
+    return any(type(p).__name__ in ("Params4bit", "Int8Params") for p in model.parameters())
+
+
+def base_with_adapter(model: str, adapter: str | Path, dtype: torch.dtype | None = None, name: str = "default"):
+    """(PeftModel, tokenizer): the full-precision base (``merge_dtype``) with ``adapter`` attached."""
+    from .models import load_model, load_tokenizer
+
+    base = load_model(model, dtype=dtype or merge_dtype())
+    return adapters.attach(base, adapter, name=name).eval(), load_tokenizer(model)
+
+
+def prepare_output(out: str | Path, overwrite: bool) -> Path:
+    """Refuse an existing non-empty ``out`` unless ``overwrite``; then clear it (model folders only)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True "
+                                  f"(OVERWRITE = True in the notebook) to replace it, or choose another run name")
+        if not ((out / "config.json").is_file() or (out / INFO).is_file()):
+            raise FileExistsError(f"{out} does not look like a merged model (no config.json): not deleting it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def merge(model: str, adapter: str | Path, out: str | Path, *, overwrite: bool = False,
+          max_shard_size: str | int = "5GB", dtype: torch.dtype | None = None) -> Path:
+    """Merge ``adapter`` into a full-precision copy of ``model``; save sharded safetensors,
+    tokenizer and generation config to ``out``; return ``out``."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        prepare_output(out, overwrite)  # raises before any slow loading
+    peft_model, tok = base_with_adapter(model, adapter, dtype)
+    if is_quantized(peft_model):
+        raise ValueError("refusing to merge into quantized (4/8-bit) weights; load the base in bf16/fp32")
+    start = time.perf_counter()
+    merged = peft_model.merge_and_unload()
+    prepare_output(out, overwrite)
+    merged.save_pretrained(str(out), max_shard_size=max_shard_size)
+    merged.generation_config.save_pretrained(str(out))
+    tok_src = Path(adapter) if (Path(adapter) / "tokenizer_config.json").is_file() else None
+    (tok.from_pretrained(str(tok_src)) if tok_src else tok).save_pretrained(str(out))
+    info = {"base": model, "adapter": str(adapter), "demo_adapter": is_demo(adapter),
+            "dtype": str(merged.dtype).removeprefix("torch."), "merge_seconds": round(time.perf_counter() - start, 2)}
+    (out / INFO).write_text(json.dumps(info, indent=1))
+    return out
+
+
+def load_merged(path: str | Path, dtype: torch.dtype | None = None):
+    """The merged model as a plain ``AutoModelForCausalLM`` (no PEFT), in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or merge_dtype()).eval()
+
+
+def folder_bytes(path: str | Path, pattern: str = "*") -> int:
+    """Total size of the files matching ``pattern`` in ``path``."""
+    return sum(f.stat().st_size for f in Path(path).glob(pattern) if f.is_file())
+
+
+def size_table(adapter: str | Path, merged: str | Path) -> list[dict]:
+    """Weights and whole-folder sizes (MB) of the adapter and the merged model."""
+    rows = []
+    for label, folder in (("adapter", Path(adapter)), ("merged", Path(merged))):
+        rows.append({"what": label, "folder": str(folder), "weight files": len(list(folder.glob("*.safetensors"))),
+                     "weights MB": folder_bytes(folder, "*.safetensors") / 1e6, "folder MB": folder_bytes(folder) / 1e6})
+    return rows
+
+
+# ----------------------------------------------------------------------------- proof
+def prompt_logits(model, tok, conversations: list[list[dict]]) -> list[torch.Tensor]:
+    """Float32 logits (positions × vocab, on the CPU) of each prompt, run one by one (no padding)."""
+    device = next(model.parameters()).device
+    out = []
+    for conv in conversations:
+        ids = tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                      return_tensors="pt")["input_ids"].to(device)
+        with torch.no_grad():
+            out.append(model(input_ids=ids).logits[0].float().cpu())
+    return out
+
+
+def logits_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> dict:
+    """Max and mean |a - b| over every position and vocabulary entry, and next-token argmax agreement."""
+    diffs = [(x - y).abs() for x, y in zip(a, b, strict=True)]
+    agree = sum(int((x.argmax(-1) == y.argmax(-1)).sum()) for x, y in zip(a, b))
+    positions = sum(x.shape[0] for x in a)
+    return {"max_abs_diff": max(float(d.max()) for d in diffs),
+            "mean_abs_diff": float(torch.cat([d.flatten() for d in diffs]).mean()),
+            "argmax_agree": agree / positions, "positions": positions}
+
+
+def effect_error(base: list[torch.Tensor], expected: list[torch.Tensor], got: list[torch.Tensor]) -> float:
+    """How much of the adapter's effect on the logits is wrong: ‖(got−base) − (expected−base)‖ / ‖expected−base‖."""
+    num = sum(float(((g - e) ** 2).sum()) for g, e in zip(got, expected, strict=True))
+    den = sum(float(((e - b) ** 2).sum()) for e, b in zip(expected, base, strict=True))
+    return (num / den) ** 0.5 if den else float("nan")
+
+
+def greedy_pairs(a, b, tok, conversations: list[list[dict]], max_new_tokens: int = 32) -> list[dict]:
+    """Greedy replies of models ``a`` and ``b`` to each prompt, and whether they are identical."""
+    from . import evaluate
+
+    ra = evaluate.generate(a, tok, conversations, max_new_tokens=max_new_tokens)
+    rb = evaluate.generate(b, tok, conversations, max_new_tokens=max_new_tokens)
+    return [{"prompt": c[-1]["content"][:60], "a": x["reply"], "b": y["reply"], "identical": x["reply"] == y["reply"]}
+            for c, x, y in zip(conversations, ra, rb)]
+
+
+def adapter_replies(peft_model, tok, conversations: list[list[dict]], max_new_tokens: int = 32) -> list[dict]:
+    """Greedy replies per prompt with the adapter disabled (``base``) and with each loaded adapter
+    switched on in turn by ``set_adapter``."""
+    from . import evaluate
+
+    rows = [{"prompt": c[-1]["content"][:60]} for c in conversations]
+    with peft_model.disable_adapter():
+        for row, g in zip(rows, evaluate.generate(peft_model, tok, conversations, max_new_tokens=max_new_tokens)):
+            row["base"] = g["reply"]
+    for name in peft_model.peft_config:
+        peft_model.set_adapter(name)
+        for row, g in zip(rows, evaluate.generate(peft_model, tok, conversations, max_new_tokens=max_new_tokens)):
+            row[name] = g["reply"]
+    return rows
+
+
+# ----------------------------------------------------------------------------- the 4-bit mistake
+def _lora_layers(model):
+    return [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A]
+
+
+def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[dict]]) -> dict:
+    """Do what the course forbids — merge into the NF4 base — and measure what is lost.
+
+    Returns the weight-level error of the merged update (‖ΔW_kept − ΔW‖ / ‖ΔW‖ over every
+    targeted layer, and the share of weights whose 4-bit code did not change at all) and
+    the logit-level error against the unmerged 4-bit base + adapter (what QLoRA trained).
+    """
+    import warnings
+
+    from peft.utils.integrations import dequantize_bnb_weight
+    from transformers import AutoModelForCausalLM
+
+    from .cpu_compat import guard_avx512_bf16
+    from .models import load_tokenizer, resolve
+    from .train import bnb_config
+
+    quant = bnb_config()
+    quant.bnb_4bit_compute_dtype = merge_dtype()  # same NF4 storage; fp32 matmuls on a CPU
+    kwargs = {"device_map": {"": 0}} if torch.cuda.is_available() else {}
+    base4 = AutoModelForCausalLM.from_pretrained(resolve(model), quantization_config=quant, dtype=merge_dtype(),
+                                                 **kwargs).eval()
+    guard_avx512_bf16(base4)
+    tok = load_tokenizer(model)
+    logits_base = prompt_logits(base4, tok, conversations)
+    peft4 = adapters.attach(base4, adapter).eval()
+    guard_avx512_bf16(peft4)
+    logits_ref = prompt_logits(peft4, tok, conversations)
+    before = {}
+    for name, m in _lora_layers(peft4):
+        w = m.get_base_layer().weight
+        before[name] = (dequantize_bnb_weight(w, state=w.quant_state).float().cpu(),
+                        m.get_delta_weight("default").float().cpu())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        merged4 = peft4.merge_and_unload()
+    guard_avx512_bf16(merged4)
+    err2 = ref2 = unchanged = total = abs_delta = abs_err = 0.0
+    for name, m in merged4.named_modules():
+        key = name if name in before else f"base_model.model.{name}"
+        if key not in before or not hasattr(m, "weight") or not hasattr(m.weight, "quant_state"):
+            continue
+        w0, delta = before[key]
+        kept = dequantize_bnb_weight(m.weight, state=m.weight.quant_state).float().cpu() - w0
+        err2 += float(((kept - delta) ** 2).sum())
+        ref2 += float((delta ** 2).sum())
+        unchanged += int((kept == 0).sum())
+        total += kept.numel()
+        abs_delta += float(delta.abs().sum())
+        abs_err += float((kept - delta).abs().sum())
+    logits_m4 = prompt_logits(merged4, tok, conversations)
+    return {"layers": len(before), "delta_rel_error": (err2 / ref2) ** 0.5 if ref2 else float("nan"),
+            "weights_unchanged": unchanged / total if total else float("nan"),
+            "delta_abs_mean": abs_delta / total if total else float("nan"),
+            "rounding_abs_mean": abs_err / total if total else float("nan"),
+            "logits_vs_unmerged": logits_diff(logits_m4, logits_ref),
+            "adapter_shift": logits_diff(logits_ref, logits_base)["max_abs_diff"],
+            "effect_error": effect_error(logits_base, logits_ref, logits_m4),
+            "peft_warnings": sorted({str(w.message) for w in caught if "4-bit" in str(w.message)})}

@@ -1,0 +1,68 @@
+"""Serving (notebook 07): vLLM command lines and a small OpenAI-compatible client.
+
+The commands are text to copy into a terminal on a GPU machine (the course never
+starts a server in the background). ``probe`` asks a URL whether an OpenAI-compatible
+server answers; ``chat`` sends one chat completion to it.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# The seed's settings for a 16 GB RTX 4080 (section 3.1): peak use, not what every request needs.
+SEED_FLAGS = {"max-model-len": 16384, "gpu-memory-utilization": 0.82, "max-num-seqs": 4,
+              "max-num-batched-tokens": 2048}
+
+
+def _command(model: str | Path, served_name: str, port: int, flags: dict, extra: list[str]) -> str:
+    """One flag per line, joined with shell line continuations."""
+    lines = [f"vllm serve {shlex.quote(str(model))}", f"--served-model-name {shlex.quote(served_name)}",
+             f"--port {port}"]
+    chosen = {**SEED_FLAGS, **{k.replace("_", "-"): v for k, v in flags.items()}}
+    lines += [f"--{key} {value}" for key, value in chosen.items()]
+    return " \\\n  ".join(lines + extra + ["--enforce-eager"])
+
+
+def vllm_merged_command(merged_dir: str | Path, served_name: str = "day2-merged", port: int = 8000,
+                        **flags) -> str:
+    """``vllm serve`` for a merged model folder (the one holding config.json); ``max_model_len=…`` etc. override."""
+    return _command(merged_dir, served_name, port, flags, [])
+
+
+def vllm_lora_command(base: str, adapter: str | Path, lora_name: str = "day2-lora", max_lora_rank: int = 16,
+                      port: int = 8000, **flags) -> str:
+    """``vllm serve`` for the base with the adapter mounted (``--enable-lora``); request ``model=lora_name``."""
+    extra = ["--enable-lora", f"--lora-modules {lora_name}={shlex.quote(str(adapter))}",
+             f"--max-lora-rank {max_lora_rank}"]
+    return _command(base, base.rsplit("/", 1)[-1], port, flags, extra)
+
+
+def probe(url: str, timeout: float = 1.0) -> tuple[bool, str]:
+    """(True, served model ids) if ``GET {url}/models`` answers like an OpenAI server, else (False, why)."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/models", timeout=timeout) as r:
+            ids = [m["id"] for m in json.loads(r.read())["data"]]
+        return True, ", ".join(ids)
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as err:
+        return False, f"no OpenAI-compatible server at {url} ({type(err).__name__}: {getattr(err, 'reason', err)})"
+
+
+def chat(url: str, model: str, messages: list[dict], max_tokens: int = 128, timeout: float = 60.0) -> str:
+    """One greedy chat completion from the server at ``url``; the reply text."""
+    try:
+        from openai import OpenAI
+    except ImportError:
+        OpenAI = None
+    if OpenAI is not None:
+        client = OpenAI(base_url=url, api_key="EMPTY", timeout=timeout)
+        r = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, temperature=0)
+        return r.choices[0].message.content
+    # Without the openai package: the same OpenAI-compatible HTTP API is plain JSON over POST.
+    body = json.dumps({"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}).encode()
+    req = urllib.request.Request(f"{url.rstrip('/')}/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer EMPTY"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())["choices"][0]["message"]["content"]
