@@ -300,3 +300,20 @@ def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[di
             "adapter_shift": logits_diff(logits_ref, logits_base)["max_abs_diff"],
             "effect_error": effect_error(logits_base, logits_ref, logits_m4),
             "peft_warnings": sorted({str(w.message) for w in caught if "4-bit" in str(w.message)})}
+
+
+def model_params(shape) -> int:
+    """Parameters of a Qwen3-style decoder of ``shape`` (``helpers.memory.Shape``)."""
+    dims = shape.projection_dims().values()
+    per_layer = sum(i * o for i, o in dims) + 2 * shape.hidden + 2 * shape.head_dim  # + RMSNorms, q/k norms
+    return shape.vocab * shape.hidden * (1 if shape.tied else 2) + shape.layers * per_layer + shape.hidden
+
+
+def real_model_sizes(r: int = 16, shape=None) -> dict:
+    """Bytes on disk for Qwen3-4B: the bf16 merged model and a LoRA adapter of rank ``r`` (fp32 and bf16)."""
+    from .memory import QWEN3_4B, lora_params
+
+    shape = shape or QWEN3_4B
+    n, lora = model_params(shape), lora_params(shape, r)
+    return {"params": n, "lora_params": lora, "merged_bf16_GB": 2 * n / 1e9,
+            "adapter_fp32_MB": 4 * lora / 1e6, "adapter_bf16_MB": 2 * lora / 1e6}

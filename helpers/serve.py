@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # values vLLM accepts for --max-lora-rank
 # The seed's settings for a 16 GB RTX 4080 (section 3.1): peak use, not what every request needs.
 SEED_FLAGS = {"max-model-len": 16384, "gpu-memory-utilization": 0.82, "max-num-seqs": 4,
               "max-num-batched-tokens": 2048}
@@ -32,11 +33,19 @@ def vllm_merged_command(merged_dir: str | Path, served_name: str = "day2-merged"
     return _command(merged_dir, served_name, port, flags, [])
 
 
-def vllm_lora_command(base: str, adapter: str | Path, lora_name: str = "day2-lora", max_lora_rank: int = 16,
+def lora_rank_cap(r: int) -> int:
+    """The smallest ``--max-lora-rank`` vLLM accepts that holds an adapter of rank ``r``."""
+    fits = [c for c in VLLM_LORA_RANKS if c >= r]
+    if not fits:
+        raise ValueError(f"LoRA rank {r} is above vLLM's largest --max-lora-rank {VLLM_LORA_RANKS[-1]}")
+    return fits[0]
+
+
+def vllm_lora_command(base: str, adapter: str | Path, lora_name: str = "day2-lora", r: int = 16,
                       port: int = 8000, **flags) -> str:
-    """``vllm serve`` for the base with the adapter mounted (``--enable-lora``); request ``model=lora_name``."""
+    """``vllm serve`` for the base with the adapter (rank ``r``) mounted; requests name ``model=lora_name``."""
     extra = ["--enable-lora", f"--lora-modules {lora_name}={shlex.quote(str(adapter))}",
-             f"--max-lora-rank {max_lora_rank}"]
+             f"--max-lora-rank {lora_rank_cap(r)}"]
     return _command(base, base.rsplit("/", 1)[-1], port, flags, extra)
 
 

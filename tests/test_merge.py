@@ -176,11 +176,14 @@ def test_vllm_commands_parse_back_to_the_right_arguments(tmp_path):
     args = shlex.split(serve.vllm_merged_command(folder, max_model_len=4096).replace("\\\n", " "))
     assert args[:3] == ["vllm", "serve", str(folder)]
     assert args[args.index("--max-model-len") + 1] == "4096" and args.count("--max-model-len") == 1
-    lora = shlex.split(serve.vllm_lora_command("unsloth/Qwen3-4B-Instruct-2507", folder, "sft", 32)
+    lora = shlex.split(serve.vllm_lora_command("unsloth/Qwen3-4B-Instruct-2507", folder, "sft", r=24)
                        .replace("\\\n", " "))
     assert lora[2] == "unsloth/Qwen3-4B-Instruct-2507" and "--enable-lora" in lora
     assert lora[lora.index("--lora-modules") + 1] == f"sft={folder}"
-    assert lora[lora.index("--max-lora-rank") + 1] == "32"
+    assert lora[lora.index("--max-lora-rank") + 1] == "32"  # vLLM's next allowed cap above r=24
+    assert [serve.lora_rank_cap(r) for r in (1, 8, 9, 64)] == [8, 8, 16, 64]
+    with pytest.raises(ValueError):
+        serve.lora_rank_cap(1024)
 
 
 def _free_port() -> int:
