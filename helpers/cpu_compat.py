@@ -4,9 +4,9 @@
    the first no-grad forward (an eval step), after which gradients are silently wrong.
    ``guard_avx512_bf16`` switches that off on every module (unsloth_zoo does the same).
 2. TRL 1.15's ``SFTTrainer`` always computes the loss through a fused LM head whose
-   kernel is written in Triton, which CPU builds of PyTorch do not ship. When Triton is
-   missing, ``install_torch_logprob`` plugs in a plain-PyTorch function with the same
-   contract; on a GPU with Triton nothing is changed.
+   kernel is written in Triton: CPU builds of PyTorch lack Triton, and its kernels run on
+   GPUs only. ``install_torch_logprob`` routes CPU tensors to a plain-PyTorch function
+   with the same contract; GPU tensors still take TRL's kernel.
 """
 from __future__ import annotations
 
@@ -64,11 +64,27 @@ class TorchLogProb:
                 torch.cat(tops) if want_top else None)
 
 
+class _ByDevice:
+    """Triton kernel for GPU tensors (when TRL has it), ``TorchLogProb`` for CPU tensors."""
+
+    def __init__(self, triton_fn):
+        self.triton_fn = triton_fn
+
+    def apply(self, hidden, *args):
+        if hidden.device.type != "cpu" and self.triton_fn is not None:
+            return self.triton_fn.apply(hidden, *args)
+        return TorchLogProb.apply(hidden, *args)
+
+
 def install_torch_logprob() -> bool:
-    """Use ``TorchLogProb`` in TRL's fused LM head when Triton is missing; True if installed."""
+    """Route TRL's fused LM head through ``TorchLogProb`` for CPU tensors; True if newly installed.
+
+    Needed with or without Triton installed: its kernels run on GPUs only.
+    """
     from trl.trainer import utils as trl_utils
 
-    if getattr(trl_utils, "_ChunkedLogProbFunction", None) is not None:
+    current = getattr(trl_utils, "_ChunkedLogProbFunction", None)
+    if isinstance(current, _ByDevice):
         return False
-    trl_utils._ChunkedLogProbFunction = TorchLogProb
+    trl_utils._ChunkedLogProbFunction = _ByDevice(current)
     return True

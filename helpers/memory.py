@@ -12,7 +12,7 @@ peak ≈ base weights + LoRA (weights, grads, AdamW states) + activations + logi
   their fp32 loss/gradient copies (the calibrated ``LOGIT_BYTES`` per entry); unsloth and
   TRL's fused LM head compute the loss in chunks, so that term nearly vanishes.
 
-Calibrated on one H200 against the course's reference table (COURSE.md "Speed"); it
+Calibrated on one H200 against COURSE.md's "Speed" table and bench/results; it
 is an estimate — ``bench/gpu_shape_bench.py`` prints it beside each measured peak.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 GiB = 1024**3
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NF4_BITS = 4.127  # 4-bit codes + 8-bit absmax per 64 weights, itself quantised (double quant)
-LOGIT_BYTES = 16  # bf16 logits + fp32 upcast + fp32 log-softmax + grads, per vocab entry (calibrated)
+LOGIT_BYTES = 14  # bf16 logits + fp32 upcast + fp32 log-softmax + grads, per vocab entry (calibrated)
 CHUNK_TOKENS = 128  # a fused/chunked head keeps about one fp32 [tokens, vocab] tile and its gradient
 OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
 

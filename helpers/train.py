@@ -321,7 +321,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | 
         from .cpu_compat import install_torch_logprob
 
         if install_torch_logprob():
-            log("TRL's fused loss head needs Triton (not on CPU): using the PyTorch version")
+            log("TRL's fused loss head is a Triton (GPU-only) kernel: CPU tensors use a PyTorch version")
     train, val = splits["train"], splits.get("validation") if hasattr(splits, "get") else None
     if len(train) == 0:
         raise ValueError("the training split is empty")

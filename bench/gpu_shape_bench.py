@@ -1,0 +1,269 @@
+"""QLoRA speed and memory on a randomly initialised Qwen3-4B-shaped model (shapes set speed).
+
+    python bench/gpu_shape_bench.py            # on one CUDA GPU: writes bench/results/gpu_shape_bench.{json,md}
+    python bench/gpu_shape_bench.py --smoke    # anywhere (CPU too): tiny shape, tiny batches, runs/bench-smoke/
+
+Rows: the course path (unsloth when importable, else transformers + bitsandbytes) and the
+plain path (transformers + PEFT + bitsandbytes NF4, full-logit loss), QLoRA r=16 on all 7
+projections, gradient checkpointing, at 4×1024, 16×1024 and 4×4096; tokens/s, measured peak
+memory and ``helpers.memory.estimate`` beside it. Each path runs in its own process (unsloth
+patches transformers globally). Then ~20 real ``SFTTrainer`` steps (assistant-only loss, bfd
+packing) through ``helpers.train`` on the course's mixed data. Exit status 1 if a run failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHAPE_4B = dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128, vocab_size=151936, tie_word_embeddings=True)
+SHAPE_SMOKE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                   num_key_value_heads=1, head_dim=32, vocab_size=151936, tie_word_embeddings=True)
+FULL = dict(shapes=["4x1024", "16x1024", "4x4096"], steps=5, warmup=2, sft_steps=20, sft_batch=4, sft_len=1024)
+SMOKE = dict(shapes=["2x64", "4x64"], steps=2, warmup=1, sft_steps=3, sft_batch=2, sft_len=128)
+MARK = "BENCH-ROW "  # worker result lines; everything else on stdout is library chatter
+TARGET_SHAPE, TARGET_SPEEDUP, TARGET_MEM = "16x1024", 4.0, 0.15
+
+
+def make_random_model(folder: Path, shape: dict, log=print) -> Path:
+    """Save a seeded random Qwen3 with ``shape`` (bf16) and the course tokenizer into ``folder``."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    import helpers
+
+    weights = list(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if (folder / "config.json").is_file() and weights:
+        return folder
+    tok = helpers.load_tokenizer("tiny-qwen3")
+    config = Qwen3Config(**shape, max_position_embeddings=8192, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, bos_token_id=None, dtype="bfloat16")
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    start = time.perf_counter()
+    with torch.device(device):
+        model = Qwen3ForCausalLM(config).to(torch.bfloat16)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    tok.save_pretrained(str(folder))
+    log(f"random model {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B params -> {folder} "
+        f"({time.perf_counter() - start:.0f} s)")
+    return folder
+
+
+def _shape(text: str) -> tuple[int, int]:
+    b, s = text.lower().split("x")
+    return int(b), int(s)
+
+
+def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int) -> list[dict]:
+    """Time QLoRA steps on random tokens for one path ("course" or "plain") in this process."""
+    import torch
+
+    from helpers import memory, train
+
+    route = train.choose_path(prefer_unsloth=(path == "course"))
+    longest = max(_shape(t)[1] for t in shapes)  # unsloth sizes its kernels from max_seq_length
+    cfg = train.TrainConfig(model=model_dir, r=16, alpha=32, dropout=0.0, gradient_checkpointing=True,
+                            max_length=longest)
+    model, tok, route = train.build_model(cfg, route)
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    shape = memory.Shape.from_config(model.config)
+    model.train()
+    rows = []
+    for text in shapes:
+        b, s = _shape(text)
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, 150000, (b, s), generator=gen).to(device)
+        row = {"path": path, "route": route.name, "batch": b, "seq": s, "shape": text}
+        try:
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            for i in range(warmup + steps):
+                if i == warmup:
+                    if cuda:
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                loss = model(input_ids=ids, labels=ids).loss  # the model's own loss: full logits unless unsloth
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            from helpers.callbacks import peak_memory_gib
+
+            peak, kind = peak_memory_gib()
+            est = memory.estimate(shape, r=16, batch=b, seq=s, gradient_checkpointing=True,
+                                  path="unsloth" if route.name == "unsloth" else "bnb")
+            row.update(tokens_per_s=b * s * steps / seconds, peak_gib=peak, mem_kind=kind,
+                       estimate_gib=est["total"], loss=float(loss), ok=True)
+        except torch.OutOfMemoryError as err:
+            row.update(ok=False, error=f"OOM: {str(err).splitlines()[0][:200]}")
+        rows.append(row)
+        print(MARK + json.dumps(row), flush=True)
+    return rows
+
+
+def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
+    """~``steps`` real SFTTrainer steps through ``helpers.train`` on the course's mixed data."""
+    import torch
+
+    from helpers import train
+    from helpers.train_data import course_splits
+
+    cfg = train.TrainConfig(model=model_dir, run="bench-sft", max_steps=steps, batch_size=batch, grad_accum=1,
+                            max_length=length, logging_steps=max(1, steps // 4), eval_steps=None,
+                            save_steps=None, report_to=(), lr=2e-4)
+    model, tok, route = train.build_model(cfg)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer = train.build_trainer(cfg, model, tok, course_splits())
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    counter, hist = trainer.course["counter"], trainer.course["throughput"].history
+    positions, real, trained = counter.snapshot()
+    from helpers.callbacks import peak_memory_gib
+
+    peak, kind = peak_memory_gib()
+    return {"route": route.name, "steps": trainer.state.global_step, "batch": batch, "max_length": length,
+            "seconds": seconds, "tokens_per_s": real / seconds, "trained_tokens_per_s": trained / seconds,
+            "padding_frac": 1 - real / positions if positions else 0.0, "peak_gib": peak, "mem_kind": kind,
+            "log": hist,
+            "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
+
+
+def _spawn(args: list[str], log_file: Path) -> list[dict]:
+    """Run this script as a worker process; its JSON rows come back on stdout."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+    with open(log_file, "a") as log:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    rows = [json.loads(line[len(MARK):]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    if proc.returncode != 0:
+        rows.append({"ok": False, "error": f"worker {args[:2]} exited {proc.returncode}; see {log_file}"})
+    return rows
+
+
+def check(rows: list[dict], sft: dict | None, smoke: bool) -> list[str]:
+    """Problems with the results (empty list: all good); the speed/memory target only off --smoke."""
+    problems = [r.get("error", "failed") for r in rows if not r.get("ok")]
+    for r in rows:
+        if r.get("ok") and not (r["tokens_per_s"] > 0 and r["peak_gib"] > 0 and r["estimate_gib"] > 0):
+            problems.append(f"non-positive measurement in {r}")
+    if not sft or not sft.get("steps"):
+        problems.append("the SFTTrainer run did not complete")
+    if not smoke:
+        by = {(r["path"], r["shape"]): r for r in rows if r.get("ok")}
+        c, p = by.get(("course", TARGET_SHAPE)), by.get(("plain", TARGET_SHAPE))
+        if c and p:
+            if c["tokens_per_s"] < TARGET_SPEEDUP * p["tokens_per_s"]:
+                problems.append(f"target missed: course {c['tokens_per_s']:.0f} tok/s < {TARGET_SPEEDUP}× plain "
+                                f"{p['tokens_per_s']:.0f} at {TARGET_SHAPE}")
+            if c["peak_gib"] > TARGET_MEM * p["peak_gib"]:
+                problems.append(f"target missed: course peak {c['peak_gib']:.1f} GiB > {TARGET_MEM:.0%} of "
+                                f"plain {p['peak_gib']:.1f} GiB at {TARGET_SHAPE}")
+    return problems
+
+
+def markdown(meta: dict, rows: list[dict], sft: dict | None, problems: list[str]) -> str:
+    """The results as a Markdown table."""
+    lines = [f"# QLoRA shape benchmark ({meta['device']})", "",
+             f"Random Qwen3 model {meta['shape']}; r=16 on all 7 projections, gradient checkpointing, "
+             f"{meta['steps']} timed steps after {meta['warmup']} warm-up. {meta['when']}.", "",
+             "| path | route | batch×seq | tokens/s | peak GiB | estimate GiB |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("ok"):
+            lines.append(f"| {r['path']} | {r['route']} | {r['shape']} | {r['tokens_per_s']:,.0f} | "
+                         f"{r['peak_gib']:.2f} ({r['mem_kind']}) | {r['estimate_gib']:.2f} |")
+        else:
+            lines.append(f"| {r.get('path', '?')} | | {r.get('shape', '')} | failed: {r.get('error', '')[:80]} | | |")
+    if sft:
+        lines += ["", "## SFTTrainer (assistant-only loss, bfd packing, course mixed data)", "",
+                  "| route | steps | batch×max_length | real tokens/s | trained tokens/s | padding | peak GiB |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| {sft['route']} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
+                  f"{sft['tokens_per_s']:,.0f} | {sft['trained_tokens_per_s']:,.0f} | {sft['padding_frac']:.1%} | "
+                  f"{sft['peak_gib']:.2f} ({sft['mem_kind']}) |"]
+    lines += ["", "Checks: " + ("all passed" if not problems else "; ".join(problems)), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny shape and batches; runs on CPU")
+    ap.add_argument("--out", type=Path, help="results folder (default bench/results, or runs/bench-smoke)")
+    ap.add_argument("--shapes", help="comma-separated BxS list, e.g. 4x1024,16x1024")
+    ap.add_argument("--paths", default="course,plain")
+    ap.add_argument("--no-sft", action="store_true", help="skip the SFTTrainer run")
+    ap.add_argument("--sft-only", action="store_true", help="keep the rows already in --out, redo the SFT run")
+    ap.add_argument("--worker", choices=["course", "plain", "sft"], help=argparse.SUPPRESS)
+    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    plan = dict(SMOKE if args.smoke else FULL)
+    if args.shapes:
+        plan["shapes"] = args.shapes.split(",")
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+    if args.worker in ("course", "plain"):
+        worker(args.worker, args.model_dir, plan["shapes"], plan["steps"], plan["warmup"])
+        return 0
+    if args.worker == "sft":
+        print(MARK + json.dumps(sft_run(args.model_dir, plan["sft_steps"], plan["sft_batch"], plan["sft_len"])))
+        return 0
+
+    import torch
+
+    from helpers import paths
+
+    out = args.out or (paths.RUNS / "bench-smoke" if args.smoke else ROOT / "bench" / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    shape = SHAPE_SMOKE if args.smoke else SHAPE_4B
+    model_dir = make_random_model(paths.RUNS / "bench-models" / ("smoke" if args.smoke else "qwen3-4b-shape"), shape)
+    log_file = out / "gpu_shape_bench.log"
+    log_file.write_text("")
+    common = ["--model-dir", str(model_dir), "--out", str(out)] + (["--smoke"] if args.smoke else []) \
+        + (["--shapes", args.shapes] if args.shapes else [])
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (smoke)"
+    meta = {"device": device, "shape": shape, "when": time.strftime("%Y-%m-%d"), "smoke": args.smoke,
+            "steps": plan["steps"], "warmup": plan["warmup"], "torch": torch.__version__}
+    rows, sft = [], None
+    if args.sft_only:
+        rows = json.loads((out / "gpu_shape_bench.json").read_text())["rows"]
+        meta["note"] = "rows and SFT run from two invocations on the same card"
+
+    def write() -> str:  # after every stage, so a run cut short still leaves its rows
+        problems = check(rows, sft, args.smoke)
+        (out / "gpu_shape_bench.json").write_text(json.dumps({"meta": meta, "rows": rows, "sft": sft,
+                                                              "problems": problems}, indent=1))
+        md = markdown(meta, rows, sft, problems)
+        (out / "gpu_shape_bench.md").write_text(md)
+        return md
+
+    for path in [] if args.sft_only else args.paths.split(","):
+        print(f"▶ {path} path", flush=True)
+        rows += _spawn(["--worker", path, *common], log_file)
+        write()
+    if not args.no_sft:
+        print("▶ SFTTrainer run", flush=True)
+        got = _spawn(["--worker", "sft", *common], log_file)
+        sft = next((r for r in got if "steps" in r), None)
+        rows += [r for r in got if r.get("ok") is False]
+    print(write())
+    return 1 if any(not r.get("ok") for r in rows) or sft is None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""helpers.train and friends: config checks, the memory estimator, the CPU fixes, a real 4-bit run."""
+import json
+import math
+import warnings
+
+import pytest
+import torch
+
+from helpers import cpu_compat, memory, train
+from helpers.train_data import builtin_splits, json_sample
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize("bad, match", [
+    (dict(r=0), "rank r"), (dict(r=-4), "rank r"), (dict(alpha=0), "alpha"), (dict(dropout=1.0), "dropout"),
+    (dict(target_modules=["q_proj", "qkv_proj"]), "qkv_proj"), (dict(target_modules=[]), "none chosen"),
+    (dict(batch_size=0), "positive"), (dict(run="a/b"), "run name"),
+])
+def test_config_rejects_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        train.TrainConfig(**bad)
+
+
+def test_presets():
+    cfg = train.TrainConfig.preset_config("cpu-tiny", run="x", r=8)
+    assert (cfg.model, cfg.r, cfg.preset) == ("tiny-qwen3", 8, "cpu-tiny")
+    assert cfg.output_dir.name == "sft-lora-x" and cfg.log_dir.name == "x"
+    for name in ("gpu-16gb", "gpu-24gb", "gpu-80gb"):
+        p = {**vars(train.TrainConfig()), **train.PRESETS[name]}
+        assert (p["r"], p["alpha"], p["dropout"], p["seed"]) == (16, 32, 0.05, 42)
+        assert 1e-4 <= p["lr"] <= 2e-4 and p["warmup"] == 0.03 and p["weight_decay"] == 0.01
+    with pytest.raises(ValueError, match="unknown preset"):
+        train.TrainConfig.preset_config("gpu-8gb")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_gpu_preset_without_gpu():
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+        train.TrainConfig.preset_config("gpu-16gb")
+    assert train.choose_path().name == "bnb-cpu"
+
+
+# ----------------------------------------------------------------------------- memory estimator
+def test_estimator_against_reference_table():
+    """COURSE.md's measured H200 peaks (plain: 14.4 / 46.5 GiB, unsloth: 3.8 / 6.1 GiB) within 15 %."""
+    for path, batch, measured in [("bnb", 4, 14.4), ("bnb", 16, 46.5), ("unsloth", 4, 3.8), ("unsloth", 16, 6.1)]:
+        got = memory.estimate(memory.QWEN3_4B, batch=batch, seq=1024, path=path)["total"]
+        assert abs(got - measured) / measured < 0.15, (path, batch, got, measured)
+
+
+def test_estimator_directions():
+    est = lambda **k: memory.estimate(memory.QWEN3_4B, **k)["total"]  # noqa: E731
+    assert est(batch=2) > est(batch=1) and est(seq=2048) > est(seq=1024) and est(r=64) > est(r=8)
+    assert est(gradient_checkpointing=False) > est(gradient_checkpointing=True)
+    assert est(path="bnb", fused_head=True) < est(path="bnb") and est(bits=16) > est()
+    with pytest.raises(ValueError, match="path"):
+        est(path="vllm")
+    with pytest.raises(ValueError, match="unknown target"):
+        memory.lora_params(memory.QWEN3_4B, 16, ["fc1"])
+
+
+# ----------------------------------------------------------------------------- CPU fixes
+def test_torch_logprob_matches_log_softmax():
+    torch.manual_seed(0)
+    h = torch.randn(300, 16, requires_grad=True)
+    w = torch.randn(70000, 16, requires_grad=True)  # several token chunks
+    t = torch.randint(0, 70000, (300,))
+    lp, ent, _, _, top = cpu_compat.TorchLogProb.apply(h, w, None, t, 1.0, 0, None, 1.0, ("log_probs", "entropy", "is_top1"))
+    full = torch.log_softmax(h @ w.t(), -1)
+    ref = full.gather(-1, t[:, None]).squeeze(-1)
+    torch.testing.assert_close(lp, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ent, -(full.exp() * full).sum(-1).detach(), rtol=1e-4, atol=1e-4)
+    assert torch.equal(top, full.argmax(-1) == t)
+    gh, gw = torch.autograd.grad(lp.sum(), (h, w))
+    rh, rw = torch.autograd.grad(ref.sum(), (h, w))
+    torch.testing.assert_close(gh, rh, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gw, rw, rtol=1e-4, atol=1e-4)
+
+
+def _tiny_4bit(guard: bool, seed: int = 0):
+    cfg = train.TrainConfig(model="tiny-qwen3", dropout=0.0)
+    model, tok = train.load_base(cfg, train.TrainPath("bnb-cpu", "test"))
+    if not guard:
+        for m in model.modules():
+            if hasattr(m, "support_avx512bf16_for_cpu"):
+                m.support_avx512bf16_for_cpu = True
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    torch.manual_seed(seed)
+    model = get_peft_model(model, train.lora_config(cfg))
+    with torch.no_grad():  # non-zero B so the LoRA path carries gradient into A
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.02)
+    return model, tok
+
+
+def _lora_grads(model, ids, eval_first: bool):
+    if eval_first:
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=ids)
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_eval_then_train_gradients_equal_train_only(tiny_model_dir):
+    ids = torch.tensor([[151644, 872, 198, 9707, 1879, 151645, 198, 151644, 77091, 198, 9707, 151645]])
+    fresh = _lora_grads(_tiny_4bit(guard=True)[0], ids, eval_first=False)
+    after_eval = _lora_grads(_tiny_4bit(guard=True)[0], ids, eval_first=True)
+    assert fresh.keys() == after_eval.keys()
+    for name in fresh:
+        torch.testing.assert_close(after_eval[name], fresh[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif("avx512_bf16" not in open("/proc/cpuinfo").read(), reason="needs an avx512_bf16 CPU")
+def test_without_guard_gradients_go_wrong(tiny_model_dir):
+    """The failure the guard prevents, shown on this CPU: the same comparison fails unguarded."""
+    ids = torch.tensor([[151644, 872, 198, 9707, 1879, 151645, 198, 151644, 77091, 198, 9707, 151645]])
+    fresh = _lora_grads(_tiny_4bit(guard=False)[0], ids, eval_first=False)
+    after_eval = _lora_grads(_tiny_4bit(guard=False)[0], ids, eval_first=True)
+    worst = max(float((after_eval[n] - fresh[n]).abs().max() / (fresh[n].abs().max() + 1e-12)) for n in fresh)
+    assert worst > 1e-2
+
+
+# ----------------------------------------------------------------------------- parameter counts
+def test_lora_param_count_equals_peft(tiny_model_dir):
+    model, _ = _tiny_4bit(guard=True)
+    trainable, total = train.trainable_parameters(model)
+    base = model.get_base_model()
+    assert train.lora_param_count(base, 16) == trainable
+    assert train.lora_param_count(base, 8, ["q_proj", "v_proj"]) < trainable / 4
+    s = train.lora_summary(base, r=8, alpha=16, targets=["q_proj"], preset="gpu-16gb")
+    assert s["lora_params"] == train.lora_param_count(base, 8, ["q_proj"]) and s["scale"] == 2
+    assert s["qwen3_4b_lora_params"] == memory.lora_params(memory.QWEN3_4B, 8, ["q_proj"])
+    with pytest.raises(ValueError, match="unknown target"):
+        train.lora_param_count(base, 8, ["attn"])
+
+
+def test_lora_widget_builds(tiny_model_dir, capsys):
+    from helpers import widgets
+
+    model, _ = _tiny_4bit(guard=True)
+    box = widgets.lora_explorer(model.get_base_model())
+    r_slider = box.children[0].children[0]
+    r_slider.value = 8  # a change redraws (outside a kernel the text goes to stdout)
+    text = capsys.readouterr().out
+    assert text.count("trainable LoRA parameters") == 2 and "estimated peak VRAM" in text
+
+
+# ----------------------------------------------------------------------------- data
+def test_json_samples_and_builtin_splits():
+    import random
+
+    row = json_sample(random.Random(1), 0)
+    reply = json.loads(row["messages"][-1]["content"])
+    assert 2 <= len(reply) <= 4 and all(k in row["messages"][0]["content"] for k in reply)
+    splits = builtin_splits(n_chat=30, n_json=20, n_val=10)
+    assert len(splits["validation"]) == 10 and len(splits["train"]) == 40
+    assert sum("json-only" in t for t in splits["train"]["tags"]) > 0
+
+
+def test_length_report_counts_truncation(tok):
+    long = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 400}]}
+    lost = {"messages": [{"role": "user", "content": "x " * 400}, {"role": "assistant", "content": "ok"}]}
+    short = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    with pytest.warns(UserWarning, match="longer than max_length"):
+        rep = train.length_report([long, lost, short], tok, max_length=64)
+    assert (rep["samples"], rep["longer_than_max_length"], rep["left_with_no_trained_tokens"]) == (3, 2, 1)
+    assert rep["assistant_tokens_cut"] > 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert train.length_report([short], tok, max_length=64)["longer_than_max_length"] == 0
+
+
+# ----------------------------------------------------------------------------- a real 4-bit run
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, tmp_path_factory, monkeypatch_module):
+    root = tmp_path_factory.mktemp("course")
+    monkeypatch_module.setattr(train.paths, "CHECKPOINTS", root / "checkpoints")
+    monkeypatch_module.setattr(train.paths, "RUNS", root / "runs")
+    cfg = train.TrainConfig.preset_config("cpu-tiny", run="t", max_steps=6, batch_size=2, max_length=256,
+                                          lr=3e-3, logging_steps=2, save_steps=3, eval_steps=3)
+    splits = builtin_splits(n_chat=40, n_json=40, n_val=8)
+    model, tok, path = train.build_model(cfg)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    probe = splits["train"].select(range(8))
+    loss_before = _assistant_loss(model, tok, probe)
+    trainer = train.build_trainer(cfg, model, tok, splits)
+    trainer.train()
+    out = train.save_adapter(trainer, cfg)
+    return dict(cfg=cfg, model=model, tok=tok, trainer=trainer, before=before, splits=splits, out=out,
+                probe=probe, loss_before=loss_before, loss_after=_assistant_loss(model, tok, probe))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _assistant_loss(model, tok, rows) -> float:
+    from trl.chat_template_utils import get_training_chat_template
+
+    template = get_training_chat_template(tok)
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for r in rows:
+            enc = tok.apply_chat_template(r["messages"], tokenize=True, return_dict=True,
+                                          return_assistant_tokens_mask=True, chat_template=template)
+            ids = torch.tensor([enc["input_ids"]])
+            labels = torch.where(torch.tensor([enc["assistant_masks"]]) == 1, ids, -100)
+            k = int((labels[:, 1:] != -100).sum())
+            total += float(model(input_ids=ids, labels=labels).loss) * k
+            n += k
+    model.train()
+    return total / n
+
+
+def test_training_lowers_the_loss(trained):
+    assert trained["trainer"].state.global_step == 6
+    assert trained["loss_after"] < trained["loss_before"] - 0.1, (trained["loss_before"], trained["loss_after"])
+
+
+def test_only_lora_weights_change(trained):
+    changed = {n for n, p in trained["model"].named_parameters() if not torch.equal(p.detach(), trained["before"][n])}
+    assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
+    assert any("lora_A" in n for n in changed) and any("lora_B" in n for n in changed)
+
+
+def test_logs_callbacks_and_saved_files(trained):
+    cfg, hist = trained["cfg"], trained["trainer"].course["throughput"].history
+    assert hist and all(h["tokens_per_s"] > 0 and 0 <= h["padding_frac"] < 1 and h["peak_mem_gib"] > 0 for h in hist)
+    lines = (cfg.log_dir / "log.jsonl").read_text().splitlines()
+    assert any("tokens_per_s" in json.loads(x) for x in lines) and any("eval_loss" in json.loads(x) for x in lines)
+    assert (cfg.log_dir / "log.csv").is_file() and any((cfg.log_dir / "tensorboard").iterdir())
+    saved = json.loads((trained["out"] / "course_config.json").read_text())
+    assert saved["run"] == "t" and saved["r"] == cfg.r
+    assert (trained["out"] / "adapter_model.safetensors").is_file() and (trained["out"] / "tokenizer_config.json").is_file()
+
+
+def test_saved_adapter_reproduces_logits(trained):
+    from peft import PeftModel
+
+    model, tok = trained["model"], trained["tok"]
+    ids = tok.apply_chat_template(trained["probe"][0]["messages"], tokenize=True, return_dict=True,
+                                  return_tensors="pt")["input_ids"]
+    model.eval()
+    # accelerate wrapped the trained model's forward in bf16 autocast when args.bf16: match it
+    bf16 = trained["trainer"].args.bf16
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        want = model(input_ids=ids).logits.float()
+    base, _ = train.load_base(trained["cfg"], train.TrainPath("bnb-cpu", "test"))
+    reloaded = PeftModel.from_pretrained(base, str(trained["out"])).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        got = reloaded(input_ids=ids).logits.float()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert not math.isclose(float(got.std()), 0.0)
+
+
+def test_resume_continues_the_step_count(trained):
+    cfg0, tok = trained["cfg"], trained["tok"]
+    ckpt = cfg0.output_dir / "checkpoint-3"
+    assert ckpt.is_dir()
+    cfg = train.TrainConfig(**{**vars(cfg0), "max_steps": 8})
+    model, _, _ = train.build_model(cfg)
+    trainer = train.build_trainer(cfg, model, tok, trained["splits"])
+    trainer.train(resume_from_checkpoint=str(ckpt))
+    new_steps = [h["step"] for h in trainer.course["throughput"].history]
+    assert trainer.state.global_step == 8 and new_steps and min(new_steps) > 3, new_steps
