@@ -36,6 +36,21 @@ def merge_dtype() -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_available() else torch.float32
 
 
+def _placement() -> dict:
+    """``from_pretrained`` kwargs that put a model on the GPU when there is one."""
+    return {"device_map": {"": 0}} if torch.cuda.is_available() else {}
+
+
+def release() -> None:
+    """Collect garbage and empty the CUDA cache: after ``del model``, its memory is really free
+    (Qwen3-4B is 8 GB in bf16, so a 16 GB GPU holds one copy at a time)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def merged_dir(run: str) -> Path:
     """``checkpoints/merged-<run>/`` (not created)."""
     if not run or "/" in run:
@@ -119,7 +134,7 @@ def base_with_adapter(model: str, adapter: str | Path, dtype: torch.dtype | None
     """(PeftModel, tokenizer): the full-precision base (``merge_dtype``) with ``adapter`` attached."""
     from .models import load_model, load_tokenizer
 
-    base = load_model(model, dtype=dtype or merge_dtype())
+    base = load_model(model, dtype=dtype or merge_dtype(), **_placement())
     return adapters.attach(base, adapter, name=name).eval(), load_tokenizer(model)
 
 
@@ -157,6 +172,8 @@ def merge(model: str, adapter: str | Path, out: str | Path, *, overwrite: bool =
     info = {"base": model, "adapter": str(adapter), "demo_adapter": is_demo(adapter),
             "dtype": str(merged.dtype).removeprefix("torch."), "merge_seconds": round(time.perf_counter() - start, 2)}
     (out / INFO).write_text(json.dumps(info, indent=1))
+    del peft_model, merged
+    release()
     return out
 
 
@@ -164,7 +181,7 @@ def load_merged(path: str | Path, dtype: torch.dtype | None = None):
     """The merged model as a plain ``AutoModelForCausalLM`` (no PEFT), in eval mode."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or merge_dtype()).eval()
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or merge_dtype(), **_placement()).eval()
 
 
 def folder_bytes(path: str | Path, pattern: str = "*") -> int:
@@ -211,29 +228,24 @@ def effect_error(base: list[torch.Tensor], expected: list[torch.Tensor], got: li
     return (num / den) ** 0.5 if den else float("nan")
 
 
-def greedy_pairs(a, b, tok, conversations: list[list[dict]], max_new_tokens: int = 32) -> list[dict]:
-    """Greedy replies of models ``a`` and ``b`` to each prompt, and whether they are identical."""
+def greedy(model, tok, conversations: list[list[dict]], max_new_tokens: int = 32) -> list[str]:
+    """Greedy replies of ``model`` to each prompt (``helpers.evaluate.generate``)."""
     from . import evaluate
 
-    ra = evaluate.generate(a, tok, conversations, max_new_tokens=max_new_tokens)
-    rb = evaluate.generate(b, tok, conversations, max_new_tokens=max_new_tokens)
-    return [{"prompt": c[-1]["content"][:60], "a": x["reply"], "b": y["reply"], "identical": x["reply"] == y["reply"]}
-            for c, x, y in zip(conversations, ra, rb)]
+    return [g["reply"] for g in evaluate.generate(model, tok, conversations, max_new_tokens=max_new_tokens)]
 
 
 def adapter_replies(peft_model, tok, conversations: list[list[dict]], max_new_tokens: int = 32) -> list[dict]:
     """Greedy replies per prompt with the adapter disabled (``base``) and with each loaded adapter
     switched on in turn by ``set_adapter``."""
-    from . import evaluate
-
     rows = [{"prompt": c[-1]["content"][:60]} for c in conversations]
     with peft_model.disable_adapter():
-        for row, g in zip(rows, evaluate.generate(peft_model, tok, conversations, max_new_tokens=max_new_tokens)):
-            row["base"] = g["reply"]
+        for row, reply in zip(rows, greedy(peft_model, tok, conversations, max_new_tokens)):
+            row["base"] = reply
     for name in peft_model.peft_config:
         peft_model.set_adapter(name)
-        for row, g in zip(rows, evaluate.generate(peft_model, tok, conversations, max_new_tokens=max_new_tokens)):
-            row[name] = g["reply"]
+        for row, reply in zip(rows, greedy(peft_model, tok, conversations, max_new_tokens)):
+            row[name] = reply
     return rows
 
 
@@ -245,9 +257,11 @@ def _lora_layers(model):
 def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[dict]]) -> dict:
     """Do what the course forbids — merge into the NF4 base — and measure what is lost.
 
-    Returns the weight-level error of the merged update (‖ΔW_kept − ΔW‖ / ‖ΔW‖ over every
-    targeted layer, and the share of weights whose 4-bit code did not change at all) and
-    the logit-level error against the unmerged 4-bit base + adapter (what QLoRA trained).
+    Each LoRA layer is merged with PEFT's ``merge()`` (what ``merge_and_unload`` calls per
+    layer), one at a time so the real model's weights never sit in memory twice. Returns the
+    weight-level error of the merged update (‖ΔW_kept − ΔW‖ / ‖ΔW‖ over every targeted layer,
+    mean |ΔW| and mean rounding error per weight) and the logit-level error against the
+    unmerged 4-bit base + adapter (what QLoRA trained).
     """
     import warnings
 
@@ -260,39 +274,39 @@ def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[di
 
     quant = bnb_config()
     quant.bnb_4bit_compute_dtype = merge_dtype()  # same NF4 storage; fp32 matmuls on a CPU
-    kwargs = {"device_map": {"": 0}} if torch.cuda.is_available() else {}
     base4 = AutoModelForCausalLM.from_pretrained(resolve(model), quantization_config=quant, dtype=merge_dtype(),
-                                                 **kwargs).eval()
+                                                 **_placement()).eval()
     guard_avx512_bf16(base4)
     tok = load_tokenizer(model)
     logits_base = prompt_logits(base4, tok, conversations)
     peft4 = adapters.attach(base4, adapter).eval()
     guard_avx512_bf16(peft4)
     logits_ref = prompt_logits(peft4, tok, conversations)
-    before = {}
-    for name, m in _lora_layers(peft4):
+
+    def weight(m):
         w = m.get_base_layer().weight
-        before[name] = (dequantize_bnb_weight(w, state=w.quant_state).float().cpu(),
-                        m.get_delta_weight("default").float().cpu())
+        return dequantize_bnb_weight(w, state=w.quant_state).float()
+
+    err2 = ref2 = abs_delta = abs_err = 0.0
+    unchanged = total = 0
+    layers = _lora_layers(peft4)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        merged4 = peft4.merge_and_unload()
-    guard_avx512_bf16(merged4)
-    err2 = ref2 = unchanged = total = abs_delta = abs_err = 0.0
-    for name, m in merged4.named_modules():
-        key = name if name in before else f"base_model.model.{name}"
-        if key not in before or not hasattr(m, "weight") or not hasattr(m.weight, "quant_state"):
-            continue
-        w0, delta = before[key]
-        kept = dequantize_bnb_weight(m.weight, state=m.weight.quant_state).float().cpu() - w0
-        err2 += float(((kept - delta) ** 2).sum())
-        ref2 += float((delta ** 2).sum())
-        unchanged += int((kept == 0).sum())
-        total += kept.numel()
-        abs_delta += float(delta.abs().sum())
-        abs_err += float((kept - delta).abs().sum())
-    logits_m4 = prompt_logits(merged4, tok, conversations)
-    return {"layers": len(before), "delta_rel_error": (err2 / ref2) ** 0.5 if ref2 else float("nan"),
+        for _, m in layers:
+            w0, delta = weight(m), m.get_delta_weight("default").float()
+            m.merge()  # de-quantise, add (alpha/r)·B·A, quantise again
+            guard_avx512_bf16(m)
+            kept = weight(m) - w0
+            err2 += float(((kept - delta) ** 2).sum())
+            ref2 += float((delta ** 2).sum())
+            abs_delta += float(delta.abs().sum())
+            abs_err += float((kept - delta).abs().sum())
+            unchanged += int((kept == 0).sum())
+            total += kept.numel()
+    logits_m4 = prompt_logits(peft4, tok, conversations)  # merged layers now run their base weight only
+    del peft4, base4
+    release()
+    return {"layers": len(layers), "delta_rel_error": (err2 / ref2) ** 0.5 if ref2 else float("nan"),
             "weights_unchanged": unchanged / total if total else float("nan"),
             "delta_abs_mean": abs_delta / total if total else float("nan"),
             "rounding_abs_mean": abs_err / total if total else float("nan"),

@@ -68,9 +68,12 @@ print(layer)
 with peft_model.disable_adapter():
     logits_base = merge.prompt_logits(peft_model, tok, prompts)
 logits_adapter = merge.prompt_logits(peft_model, tok, prompts)
+replies_adapter = merge.greedy(peft_model, tok, prompts, MAX_NEW_TOKENS)
 shift = merge.logits_diff(logits_adapter, logits_base)
 print(f"the adapter moves the logits by up to {shift['max_abs_diff']:.3g}; "
-      f"it changes the top-1 token at {1 - shift['argmax_agree']:.0%} of prompt positions")"""),
+      f"it changes the top-1 token at {1 - shift['argmax_agree']:.0%} of prompt positions")
+del peft_model, layer  # logits and replies are kept; one model in memory at a time (16 GB GPUs)
+merge.release()"""),
     md("""## 2 · Merge into a full-precision copy and save
 
 `merge_and_unload()` adds `(alpha/r)·B·A` to every targeted weight and removes the LoRA wrappers,
@@ -88,8 +91,9 @@ except FileExistsError as err:
     print("refused:", err)"""),
     md("""## 3 · Proof: merged == base + adapter
 
-Reload the folder with plain `AutoModelForCausalLM` (no PEFT) and compare with the mounted
-adapter on the validation prompts: every logit at every position, and greedy generations.
+Reload the folder with plain `AutoModelForCausalLM` (no PEFT) and compare with what the mounted
+adapter produced in section 1 on the validation prompts: every logit at every position, and
+greedy generations.
 
 **Tolerance** (`merge.TOLERANCE`): in fp32 the two differ only in the order of additions
 (`W·x + B·(A·x)` vs `(W + B·A)·x`), so |Δlogit| < 1e-3. In bf16 (GPU) `W + B·A` is rounded to 8
@@ -103,9 +107,12 @@ print(f"max |merged − (base+adapter)| = {diff['max_abs_diff']:.2e} over {diff[
       f"{logits_merged[0].shape[-1]:,} logits (tolerance {tol:g}) → {'✅ within' if diff['max_abs_diff'] < tol else '❌ beyond'}")
 print(f"top-1 token agrees at {diff['argmax_agree']:.1%} of positions; relative error of the adapter's effect "
       f"{merge.effect_error(logits_base, logits_adapter, logits_merged):.1e}")"""),
-    code("""pairs = pd.DataFrame(merge.greedy_pairs(merged, peft_model, tok, prompts, MAX_NEW_TOKENS)).rename(
-    columns={"a": "merged", "b": "base + adapter"})
-print(f"identical greedy generations: {int(pairs['identical'].sum())} of {len(pairs)}")
+    code("""pairs = pd.DataFrame({"prompt": [p[-1]["content"][:60] for p in prompts],
+                      "merged": merge.greedy(merged, tok, prompts, MAX_NEW_TOKENS), "base + adapter": replies_adapter})
+pairs["identical"] = pairs["merged"] == pairs["base + adapter"]
+print(f"identical greedy generations ({MAX_NEW_TOKENS} new tokens): {int(pairs['identical'].sum())} of {len(pairs)}")
+del merged
+merge.release()
 pairs"""),
     md("""## 4 · Why never merge into the 4-bit weights
 
