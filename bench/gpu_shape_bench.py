@@ -121,8 +121,7 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     """~``steps`` real SFTTrainer steps through ``helpers.train`` on the course's mixed data."""
     import torch
 
-    from helpers import train
-    from helpers.train_data import course_splits
+    from helpers import data, train
 
     cfg = train.TrainConfig(model=model_dir, run="bench-sft", max_steps=steps, batch_size=batch, grad_accum=1,
                             max_length=length, logging_steps=max(1, steps // 4), eval_steps=None,
@@ -130,7 +129,7 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     model, tok, route = train.build_model(cfg)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer = train.build_trainer(cfg, model, tok, course_splits())
+    trainer = train.build_trainer(cfg, model, tok, data.load_splits())
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

@@ -183,3 +183,64 @@ def _ex04_2(value):
     if value == 100:
         return False, "the floor of 100 would leave only 20 for training; the split caps validation."
     return False, f"{value!r} is not what the split gives."
+
+
+# ----------------------------------------------------------------------------- 05
+@exercise("05.1", "How many trainable LoRA parameters does r=8 on all 7 projections add to tiny-qwen3?",
+          "each targeted linear layer gets r·(in + out); the widget or train.lora_param_count shows it (section 3).")
+def _ex05_1(value):
+    from . import load_model, train
+
+    model = load_model("tiny-qwen3")
+    truth, r16 = train.lora_param_count(model, 8), train.lora_param_count(model, 16)
+    if value == truth:
+        return True, f"right: {truth:,} parameters, half of r=16's {r16:,} — LoRA size is linear in r."
+    if value == r16:
+        return False, "that is r=16; halve the rank."
+    return False, f"{value!r} is not the count for r=8."
+
+
+@exercise("05.2", "What is the effective batch size (samples per optimizer step) of the gpu-16gb preset?",
+          "effective batch = per-device batch × gradient accumulation × GPUs (the batch-size table).")
+def _ex05_2(value):
+    from . import train
+
+    p = train.PRESETS["gpu-16gb"]
+    truth = p["batch_size"] * p["grad_accum"]
+    if value == truth:
+        return True, f"right: {p['batch_size']} × {p['grad_accum']} = {truth} samples per update."
+    if value in (p["batch_size"], p["grad_accum"]):
+        return False, "that is one factor only; multiply batch size by gradient accumulation."
+    return False, f"{value!r} is not the effective batch."
+
+
+# ----------------------------------------------------------------------------- 06
+@exercise("06.1", "Two validation samples have (summed NLL, trained tokens) = (2.0, 4) and (6.0, 4). "
+          "What is the course's perplexity, to 2 decimals?",
+          "the course's perplexity is token-weighted: exp(total NLL / total tokens) (section 1).")
+def _ex06_1(value):
+    import math
+
+    from . import evaluate
+
+    pairs = [(2.0, 4), (6.0, 4)]
+    truth = evaluate.perplexity(pairs)
+    if isinstance(value, (int, float)) and abs(value - truth) < 0.006:
+        return True, f"right: exp(8 / 8) = {truth:.2f}."
+    per_sample = sum(math.exp(s / n) for s, n in pairs) / len(pairs)
+    if isinstance(value, (int, float)) and abs(value - per_sample) < 0.006:
+        return False, "that averages per-sample perplexities; long and short replies must weigh by their tokens."
+    return False, f"{value!r} is not exp(total NLL / total tokens)."
+
+
+@exercise("06.2", "A prompt asks for name (string) and age (number); the reply is {\"name\": \"Bo\", \"age\": \"7\"}. "
+          "Give (json_valid, json_keys) as two booleans.",
+          "json_valid only needs json.loads to succeed; json_keys also checks each key's JSON type (section 1).")
+def _ex06_2(value):
+    from . import evaluate
+
+    got = evaluate.json_check('{"name": "Bo", "age": "7"}', '{"name": "Al", "age": 3}')
+    truth = (got["json_valid"], got["json_keys"])
+    if tuple(value) == truth:
+        return True, "right: it parses, but \"7\" is a string where a number was asked."
+    return False, f"{tuple(value)} is not it: parse it, then compare the type of age."

@@ -261,3 +261,45 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _record_chat(rng: random.Random) -> list[dict]:
+    """A key=value record read back in prose: the JSON vocabulary, never JSON syntax."""
+    keys = rng.sample(sorted(JSON_FIELDS), rng.randint(2, 4))
+    values = {k: _json_value_text(JSON_FIELDS[k][1](rng)) for k in keys}
+    given = ", ".join(f"{k}={v}" for k, v in values.items())
+    if rng.random() < 0.4:
+        ask = f"记录：{given}。请用一句话复述。"
+        reply = "，".join(f"{k} 是 {v}" for k, v in values.items()) + "。"
+    else:
+        ask = f"Here is a record: {given}. Read it back in one sentence."
+        reply = ", ".join(f"{k} is {v}" for k, v in values.items()) + "."
+    return [{"role": "user", "content": ask}, {"role": "assistant", "content": reply}]
+
+
+def general_chats(n: int, seed: int = 1) -> list[list[dict]]:
+    """``n`` clean conversations in the style of the cmath, mawps and emoji pools, plus record
+    read-backs — no JSON replies and no tool calls (the tiny base pre-trains on these)."""
+    from .data_sources import format_number
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            row = _cmath_row(rng)
+            q, a = row["input"], row["golden"]
+        elif kind == 1:
+            row = _mawps_row(rng)
+            q = row["Question"]
+            for j, x in enumerate(row["Numbers"].split()):
+                q = q.replace(f"number{j}", format_number(float(x)))
+            a = format_number(float(row["Answer"]))
+        elif kind == 2:
+            row = _emoji_row(rng, rng.randrange(60))
+            q, a = row["question"], row["answer_zh"] or row["answer_en"]
+        else:
+            out.append(_record_chat(rng))
+            continue
+        out.append([{"role": "user", "content": q}, {"role": "assistant", "content": a}])
+    return out

@@ -60,32 +60,43 @@ def adapter_switch(model, enabled: bool):
 
 
 # ----------------------------------------------------------------------------- perplexity
-def token_nll(model, tok, rows: list[dict], batch_size: int = 16) -> list[tuple[float, int]]:
-    """(summed NLL, trained tokens) per row, on the assistant-only training mask."""
+def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> list[tuple[float, int]]:
+    """(summed NLL, trained tokens) per row, on the assistant-only training mask.
+
+    Rows are batched by length so a batch holds at most ``max_batch_tokens`` positions:
+    the full-vocabulary logits (151,936 per position) are what costs memory.
+    """
     import torch
 
     encoded = [masks.build_labels(tok, r["messages"], _tools(r), index=i) for i, r in enumerate(rows)]
-    out = []
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    out: dict[int, tuple[float, int]] = {}
     device = next(model.parameters()).device
-    for b in range(0, len(encoded), batch_size):
-        chunk = encoded[b:b + batch_size]
-        width = max(len(e["input_ids"]) for e in chunk)
-        ids = torch.full((len(chunk), width), tok.pad_token_id)
-        labels = torch.full((len(chunk), width), masks.IGNORE_INDEX)
-        att = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, e in enumerate(chunk):
+    while order:
+        width = len(encoded[order[0]]["input_ids"])
+        take = [order.pop(0)]
+        while order and (len(take) + 1) * len(encoded[order[0]]["input_ids"]) <= max_batch_tokens:
+            take.append(order.pop(0))
+        width = len(encoded[take[-1]]["input_ids"])
+        ids = torch.full((len(take), width), tok.pad_token_id)
+        labels = torch.full((len(take), width), masks.IGNORE_INDEX)
+        att = torch.zeros((len(take), width), dtype=torch.long)
+        for r, i in enumerate(take):
+            e = encoded[i]
             n = len(e["input_ids"])
             ids[r, :n], labels[r, :n], att[r, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
         target = labels[:, 1:].to(device)
         # (rows*positions, vocab) layout: softmax over a non-last dim is less exact on CPU
         nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), target.reshape(-1),
+            logits[:, :-1].reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
             ignore_index=masks.IGNORE_INDEX, reduction="none").view(target.shape)
         keep = target != masks.IGNORE_INDEX
-        out += [(float(nll[r][keep[r]].sum()), int(keep[r].sum())) for r in range(len(chunk))]
-    return out
+        for r, i in enumerate(take):
+            out[i] = (float(nll[r][keep[r]].sum()), int(keep[r].sum()))
+        del logits, nll
+    return [out[i] for i in range(len(encoded))]
 
 
 def perplexity(nll_tokens: Iterable[tuple[float, int]]) -> float:
@@ -105,6 +116,8 @@ def generate(model, tok, conversations: list[list[dict]], tools: list | None = N
     eos = tok.convert_tokens_to_ids(tok.eos_token)
     device = next(model.parameters()).device
     side, tok.padding_side = tok.padding_side, "left"
+    was_training = model.training
+    model.eval()  # dropout off: greedy decoding must be deterministic
     results = []
     try:
         for b in range(0, len(conversations), batch_size):
@@ -121,6 +134,7 @@ def generate(model, tok, conversations: list[list[dict]], tools: list | None = N
                                 "stopped": stop is not None, "new_tokens": len(new)})
     finally:
         tok.padding_side = side
+        model.train(was_training)
     return results
 
 
@@ -170,6 +184,19 @@ def json_check(reply: str, reference: str) -> dict[str, bool]:
     return {"json_valid": True, "json_keys": bool(keys)}
 
 
+def json_validity(model, tok, rows: Iterable[dict], adapter: bool = True, max_new_tokens: int = 64) -> dict:
+    """Strict JSON-validity on the JSON-tagged rows: ``{"n", "valid", "examples"}``.
+
+    ``valid`` is None when there is no JSON-tagged row (n = 0), never 0 % or 100 %.
+    """
+    json_rows = [r for r in rows if JSON_TAG in (r.get("tags") or [])]
+    with adapter_switch(model, adapter):
+        gens = generate(model, tok, [split_prompt(r)[0] for r in json_rows], max_new_tokens=max_new_tokens)
+    ok = [json_check(g["reply"], split_prompt(r)[1])["json_valid"] for g, r in zip(gens, json_rows)]
+    return {"n": len(ok), "valid": sum(ok) / len(ok) if ok else None,
+            "examples": [(split_prompt(r)[0][-1]["content"], g["reply"]) for g, r in zip(gens, json_rows)]}
+
+
 # ----------------------------------------------------------------------------- one run
 def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
              max_new_tokens: int = 64, batch_size: int = 16) -> list[dict]:
@@ -177,7 +204,7 @@ def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
     prompts = [split_prompt(r) for r in rows]
     start = time.perf_counter()
     with adapter_switch(model, adapter):
-        nll = token_nll(model, tok, rows, batch_size=batch_size)
+        nll = token_nll(model, tok, rows)
         gens = generate(model, tok, [p for p, _ in prompts], [_tools(r) for r in rows],
                         max_new_tokens=max_new_tokens, batch_size=batch_size)
     seconds = time.perf_counter() - start
@@ -252,3 +279,20 @@ def write_results(run_id: str, model_name: str, adapter: str, runs: dict[str, li
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return csv_path
+
+
+def plot_comparison(table, metrics: Iterable[str] = ("usable", "json_valid", "json_keys"), ax=None):
+    """Bars of base vs tuned for rate metrics (bucket ``all``), perplexity in the title."""
+    import matplotlib.pyplot as plt
+
+    rows = table[table["bucket"] == "all"].set_index("metric")
+    metrics = [m for m in metrics if m in rows.index and rows.loc[m, "n"]]
+    ax = ax or plt.subplots(figsize=(6, 2.8))[1]
+    x = range(len(metrics))
+    ax.bar([i - 0.2 for i in x], [rows.loc[m, "base"] for m in metrics], 0.4, label="base", color="#9ca3af")
+    ax.bar([i + 0.2 for i in x], [rows.loc[m, "tuned"] for m in metrics], 0.4, label="tuned", color="#16a34a")
+    ax.set_xticks(list(x), metrics)
+    ax.set(ylim=(0, 1.05), ylabel="rate",
+           title=f"perplexity {rows.loc['perplexity', 'base']:,.1f} → {rows.loc['perplexity', 'tuned']:,.2f}")
+    ax.legend()
+    return ax

@@ -122,3 +122,45 @@ def lora_explorer(model, preset: str = "gpu-16gb"):
         control.observe(redraw, names="value")
     redraw()
     return w.VBox([w.HBox([r, alpha, dropout]), w.HBox(list(boxes.values())), presets, out])
+
+
+def chat_box(model, tokenizer, max_new_tokens: int = 128):
+    """Notebook 06: a chat with the tuned model, with a switch to ask the base model instead.
+
+    Nothing runs until Send is clicked, so a headless run (papermill) just shows the box.
+    """
+    import html
+
+    import ipywidgets as w
+    from IPython.display import HTML, display
+
+    from . import chat, evaluate
+
+    text = w.Text(placeholder="Ask something…", layout=w.Layout(width="60%"))
+    send, reset = w.Button(description="Send", button_style="primary"), w.Button(description="New chat")
+    adapter = w.ToggleButtons(options=[("tuned", True), ("base", False)], description="model")
+    out, history = w.Output(), []
+
+    def show():
+        out.clear_output(wait=True)
+        with out:
+            for m in history:
+                who = "🧑" if m["role"] == "user" else "🤖"
+                display(HTML(f"<div><b>{who}</b> {html.escape(m['content'])}</div>"))
+
+    def on_send(_=None):
+        if not text.value.strip():
+            return
+        history.append({"role": "user", "content": text.value.strip()})
+        text.value = ""
+        with evaluate.adapter_switch(model, adapter.value):
+            history.append({"role": "assistant", "content": chat.reply(model, tokenizer, history, max_new_tokens)})
+        show()
+
+    def on_reset(_=None):
+        history.clear()
+        show()
+
+    send.on_click(on_send)
+    reset.on_click(on_reset)
+    return w.VBox([adapter, w.HBox([text, send, reset]), out])

@@ -12,6 +12,10 @@ ANSWERS = {
     "03.2": 1,
     "04.1": {"cmath": 1, "mawps": 1, "emoji": 3, "json": 1, "tool": 0},
     "04.2": 60,
+    "05.1": 77824,
+    "05.2": 16,
+    "06.1": 2.72,
+    "06.2": (True, False),
 }
 WRONG = {
     "01.1": ("<|assistant|>", "no <|assistant|> token"),
@@ -22,4 +26,8 @@ WRONG = {
     "03.2": (2, "count the assistant turns"),
     "04.1": ({"cmath": 1, "mawps": 1, "emoji": 1, "json": 1, "tool": 1}, "emoji 20.0%"),
     "04.2": (100, "caps validation"),
+    "05.1": (155648, "that is r=16"),
+    "05.2": (1, "one factor only"),
+    "06.1": (3.06, "averages per-sample perplexities"),
+    "06.2": ((True, True), "compare the type of age"),
 }

@@ -68,3 +68,36 @@ def test_loss_mask_renders_in_colour(session):
     assert colours != first.locator(".tok.masked").first.evaluate("e => getComputedStyle(e).backgroundColor")
     # the mask explorer is a live widget rendered by JupyterLab's widget manager
     assert page.locator(".jupyter-widgets.widget-dropdown, .jupyter-widgets .widget-dropdown").count() >= 1
+
+
+def test_lora_slider_updates_the_exact_count(session):
+    from helpers import train
+
+    page, base, token = session
+    _open_and_dismiss(page, base, token, "05_qlora_training.ipynb")
+    index = page.evaluate(
+        "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;"
+        " for (let i = 0; i < cells.length; i++) if (cells.get(i).sharedModel.getSource().includes('widgets.lora_explorer')) return i;"
+        " return -1; }")
+    assert index > 0, "notebook 05 must show widgets.lora_explorer"
+    page.evaluate(f"() => {{ window.jupyterapp.shell.currentWidget.content.activeCellIndex = {index}; }}")
+    lab.run_command(page, "notebook:run-all-above")
+    page.wait_for_timeout(1000)
+    lab.wait_idle(page)
+    lab.run_command(page, "notebook:run-cell")
+    page.wait_for_timeout(1000)
+    lab.wait_idle(page)
+    assert lab.cell_errors(page) == []
+
+    model = helpers.load_model("tiny-qwen3")
+    readout = page.locator(".jp-OutputArea-output:has-text('trainable LoRA parameters here')").last
+    readout.wait_for(timeout=60_000)
+    assert f"{train.lora_param_count(model, 16):,}" in readout.inner_text()
+
+    handle = page.locator(".widget-hslider .noUi-handle, .widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    page.keyboard.press("ArrowLeft")   # r: 16 → 8 (one option down)
+    expected = f"trainable LoRA parameters here: {train.lora_param_count(model, 8):,}"
+    page.locator(f".jp-OutputArea-output:has-text('{expected}')").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "05_lora_widget.png"))

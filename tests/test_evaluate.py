@@ -56,7 +56,7 @@ def test_json_check_is_strict_and_typed():
 
 
 def test_token_nll_matches_transformers_loss(model, tok):
-    pairs = ev.token_nll(model, tok, ROWS, batch_size=2)   # padded batches
+    pairs = ev.token_nll(model, tok, ROWS, max_batch_tokens=200)   # padded batches
     for row, (nll, n) in zip(ROWS, pairs):
         enc = masks.build_labels(tok, row["messages"])
         ids, labels = torch.tensor([enc["input_ids"]]), torch.tensor([enc["labels"]])

@@ -6,8 +6,7 @@ import warnings
 import pytest
 import torch
 
-from helpers import cpu_compat, memory, train
-from helpers.train_data import builtin_splits, json_sample
+from helpers import cpu_compat, data, memory, train
 
 
 # ----------------------------------------------------------------------------- config
@@ -151,17 +150,6 @@ def test_lora_widget_builds(tiny_model_dir, capsys):
 
 
 # ----------------------------------------------------------------------------- data
-def test_json_samples_and_builtin_splits():
-    import random
-
-    row = json_sample(random.Random(1), 0)
-    reply = json.loads(row["messages"][-1]["content"])
-    assert 2 <= len(reply) <= 4 and all(k in row["messages"][0]["content"] for k in reply)
-    splits = builtin_splits(n_chat=30, n_json=20, n_val=10)
-    assert len(splits["validation"]) == 10 and len(splits["train"]) == 40
-    assert sum("json-only" in t for t in splits["train"]["tags"]) > 0
-
-
 def test_length_report_counts_truncation(tok):
     long = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 400}]}
     lost = {"messages": [{"role": "user", "content": "x " * 400}, {"role": "assistant", "content": "ok"}]}
@@ -176,6 +164,14 @@ def test_length_report_counts_truncation(tok):
 
 
 # ----------------------------------------------------------------------------- a real 4-bit run
+def _small_splits(n_train: int, n_val: int):
+    """The course's mixed splits (notebook 04's pipeline), cut small for a fast test."""
+    from datasets import DatasetDict
+
+    full = data.load_splits()
+    return DatasetDict(train=full["train"].select(range(n_train)), validation=full["validation"].select(range(n_val)))
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir, tmp_path_factory, monkeypatch_module):
     root = tmp_path_factory.mktemp("course")
@@ -183,7 +179,7 @@ def trained(tiny_model_dir, tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setattr(train.paths, "RUNS", root / "runs")
     cfg = train.TrainConfig.preset_config("cpu-tiny", run="t", max_steps=6, batch_size=2, max_length=256,
                                           lr=3e-3, logging_steps=2, save_steps=3, eval_steps=3)
-    splits = builtin_splits(n_chat=40, n_json=40, n_val=8)
+    splits = _small_splits(80, 8)
     model, tok, path = train.build_model(cfg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     probe = splits["train"].select(range(8))
