@@ -32,6 +32,7 @@ def set_cache_env() -> dict[str, str]:
     """Point every library cache under ``CACHE`` unless the caller already chose one."""
     for var, sub in _CACHE_VARS.items():
         os.environ.setdefault(var, str(CACHE / sub))
+        Path(os.environ[var]).mkdir(parents=True, exist_ok=True)  # IPython rejects a missing dir
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return {var: os.environ[var] for var in _CACHE_VARS}
