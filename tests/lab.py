@@ -85,7 +85,7 @@ def jupyterlab(preferred_port: int = 8888, log: Path | None = None):
 @contextlib.contextmanager
 def browser_page(width: int = 1400, height: int = 1000):
     """A Playwright page in headless Debian chromium with a fresh profile."""
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None and not os.access(CHROMIUM, os.X_OK):
+    if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(INSTALL_HINT)
     from playwright.sync_api import sync_playwright
 
