@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .data_sources import CONTROL_TOKEN_RE, column
+from .jsonl import iter_jsonl
 
 ROLES = {"system", "user", "assistant", "tool"}
 
@@ -74,13 +75,8 @@ def validate(rows) -> list[str]:
     """Every problem in a ``Dataset`` (row numbers) or a JSONL file (line numbers), with sample ids."""
     if isinstance(rows, (str, Path)):
         path = Path(rows)
-        with path.open(encoding="utf-8") as f:
-            items = []
-            for n, line in enumerate(f, 1):
-                try:
-                    items.append((f"{path.name}:{n}", json.loads(line)))
-                except json.JSONDecodeError as err:
-                    items.append((f"{path.name}:{n}", {"_error": f"malformed JSON ({err.msg})"}))
+        items = [(f"{path.name}:{n}", obj if problem is None else {"_error": problem})
+                 for n, obj, problem in iter_jsonl(path, skip_blank=False)]
     else:
         cols = {c: rows[c][:] for c in ("id", "messages", "tags") if c in rows.column_names}
         items = [(f"row {n}", {c: v[n] for c, v in cols.items()}) for n in range(len(rows))]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from datasets import Dataset, Features, List, Value
+
+from .jsonl import read_jsonl
 
 # One row of the course: OpenAI/TRL ``messages``; tool-call arguments are JSON strings
 # (as in the OpenAI API), so rows with different tools share one Arrow schema.
@@ -114,23 +115,9 @@ def read_raw(path: str | Path, *, hub: bool = False, split: str = "train") -> Da
     if builder is None:
         raise ValueError(f"{path}: unknown file type {path.suffix!r}; use .jsonl, .json, .csv or a save_to_disk folder")
     if builder == "json":
-        _check_jsonl(path)  # pyarrow's error names neither line nor field
+        read_jsonl(path)  # pyarrow's error names neither line nor field
     kwargs = {"keep_default_na": False} if builder == "csv" else {}
     return load_dataset(builder, data_files=str(path), split="train", **kwargs)
-
-
-def _check_jsonl(path: Path) -> None:
-    """Raise ``ValueError`` naming file and line for the first line that is not a JSON object."""
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: malformed JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(obj).__name__}")
 
 
 def _require(ds: Dataset, name: str, *groups: tuple[str, ...]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import paths
 from .fixtures.tokenizer import trl_template
+from .jsonl import read_jsonl
 
 INSTRUCT_2507 = "qwen3_instruct_2507"
 HYBRID = "qwen3"
@@ -25,13 +26,7 @@ def load_examples(path: str | Path | None = None) -> dict[str, dict]:
     """The seed's examples from ``data/examples.jsonl``, keyed by id."""
     path = Path(path or paths.DATA / "examples.jsonl")
     rows = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+    for lineno, row in read_jsonl(path):
         if "id" not in row or "messages" not in row:
             raise ValueError(f"{path}:{lineno}: a row needs 'id' and 'messages'")
         rows[row["id"]] = row

@@ -1,6 +1,5 @@
 """helpers.data: normalisers, cleaning, dedup, weights, mixing, split, export, validation."""
 import json
-import warnings
 
 import datasets
 import pytest
