@@ -70,15 +70,21 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
 
     from helpers import memory, train
 
+    from transformers import Trainer, TrainingArguments
+
     route = train.choose_path(prefer_unsloth=(path == "course"))
     longest = max(_shape(t)[1] for t in shapes)  # unsloth sizes its kernels from max_seq_length
+    # the course path keeps the course's optimiser (8-bit AdamW); the plain one is Trainer's default
     cfg = train.TrainConfig(model=model_dir, r=16, alpha=32, dropout=0.0, gradient_checkpointing=True,
-                            max_length=longest)
+                            max_length=longest, **({} if path == "course" else {"optim": "adamw_torch"}))
     model, tok, route = train.build_model(cfg, route)
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt_args = TrainingArguments(output_dir=str(ROOT / "runs" / "bench-tmp"), optim=cfg.optim, learning_rate=1e-4,
+                                 use_cpu=not cuda, report_to=[])
+    opt_cls, opt_kwargs = Trainer.get_optimizer_cls_and_kwargs(opt_args, model)  # what SFTConfig(optim=…) builds
+    opt = opt_cls(params, **opt_kwargs)
     shape = memory.Shape.from_config(model.config)
     model.train()
     rows = []
@@ -86,7 +92,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
         b, s = _shape(text)
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(0, 150000, (b, s), generator=gen).to(device)
-        row = {"path": path, "route": route.name, "batch": b, "seq": s, "shape": text}
+        row = {"path": path, "route": route.name, "optim": cfg.optim, "batch": b, "seq": s, "shape": text}
         try:
             if cuda:
                 torch.cuda.empty_cache()
@@ -107,7 +113,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
 
             peak, kind = peak_memory_gib()
             est = memory.estimate(shape, r=16, batch=b, seq=s, gradient_checkpointing=True,
-                                  path="unsloth" if route.name == "unsloth" else "bnb")
+                                  path="unsloth" if route.name == "unsloth" else "bnb", optim=cfg.optim)
             row.update(tokens_per_s=b * s * steps / seconds, peak_gib=peak, mem_kind=kind,
                        estimate_gib=est["total"], loss=float(loss), ok=True)
         except torch.OutOfMemoryError as err:
@@ -121,7 +127,7 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     """~``steps`` real SFTTrainer steps through ``helpers.train`` on the course's mixed data."""
     import torch
 
-    from helpers import data, train
+    from helpers import data, memory, train
 
     cfg = train.TrainConfig(model=model_dir, run="bench-sft", max_steps=steps, batch_size=batch, grad_accum=1,
                             max_length=length, logging_steps=max(1, steps // 4), eval_steps=None,
@@ -138,7 +144,10 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     from helpers.callbacks import peak_memory_gib
 
     peak, kind = peak_memory_gib()
-    return {"route": route.name, "steps": trainer.state.global_step, "batch": batch, "max_length": length,
+    est = memory.estimate(memory.Shape.from_config(model.config), r=cfg.r, batch=batch, seq=length,
+                          path="unsloth" if route.name == "unsloth" else "bnb", fused_head=True, optim=cfg.optim)
+    return {"route": route.name, "optim": cfg.optim, "steps": trainer.state.global_step, "batch": batch,
+            "max_length": length, "estimate_gib": est["total"],
             "seconds": seconds, "tokens_per_s": real / seconds, "trained_tokens_per_s": trained / seconds,
             "padding_frac": 1 - real / positions if positions else 0.0, "peak_gib": peak, "mem_kind": kind,
             "log": hist,
@@ -182,20 +191,22 @@ def markdown(meta: dict, rows: list[dict], sft: dict | None, problems: list[str]
     lines = [f"# QLoRA shape benchmark ({meta['device']})", "",
              f"Random Qwen3 model {meta['shape']}; r=16 on all 7 projections, gradient checkpointing, "
              f"{meta['steps']} timed steps after {meta['warmup']} warm-up. {meta['when']}.", "",
-             "| path | route | batch×seq | tokens/s | peak GiB | estimate GiB |", "|---|---|---|---|---|---|"]
+             "| path | route | optimizer | batch×seq | tokens/s | peak GiB | estimate GiB |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("ok"):
-            lines.append(f"| {r['path']} | {r['route']} | {r['shape']} | {r['tokens_per_s']:,.0f} | "
-                         f"{r['peak_gib']:.2f} ({r['mem_kind']}) | {r['estimate_gib']:.2f} |")
+            lines.append(f"| {r['path']} | {r['route']} | {r.get('optim', '')} | {r['shape']} | "
+                         f"{r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} ({r['mem_kind']}) | {r['estimate_gib']:.2f} |")
         else:
-            lines.append(f"| {r.get('path', '?')} | | {r.get('shape', '')} | failed: {r.get('error', '')[:80]} | | |")
+            lines.append(f"| {r.get('path', '?')} | | | {r.get('shape', '')} | failed: {r.get('error', '')[:80]} | | |")
     if sft:
         lines += ["", "## SFTTrainer (assistant-only loss, bfd packing, course mixed data)", "",
-                  "| route | steps | batch×max_length | real tokens/s | trained tokens/s | padding | peak GiB |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| {sft['route']} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
+                  "| route | optimizer | steps | batch×max_length | real tokens/s | trained tokens/s | padding | "
+                  "peak GiB | estimate GiB |",
+                  "|---|---|---|---|---|---|---|---|---|",
+                  f"| {sft['route']} | {sft.get('optim', '')} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
                   f"{sft['tokens_per_s']:,.0f} | {sft['trained_tokens_per_s']:,.0f} | {sft['padding_frac']:.1%} | "
-                  f"{sft['peak_gib']:.2f} ({sft['mem_kind']}) |"]
+                  f"{sft['peak_gib']:.2f} ({sft['mem_kind']}) | {sft.get('estimate_gib', float('nan')):.2f} |"]
     lines += ["", "Checks: " + ("all passed" if not problems else "; ".join(problems)), ""]
     return "\n".join(lines)
 

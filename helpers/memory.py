@@ -4,8 +4,8 @@ peak ≈ base weights + LoRA (weights, grads, AdamW states) + activations + logi
 
 * base weights: the 7 projections of every layer at ``bits`` (NF4 with double quant is
   4.127 bits per weight), the embedding (and an untied LM head) in bf16;
-* LoRA: ``r·(in+out)`` per targeted projection, 16 bytes per parameter (fp32 weight,
-  grad and two AdamW moments);
+* LoRA: ``r·(in+out)`` per targeted projection: fp32 weight and grad, and the two AdamW
+  moments in fp32 (``adamw_torch``, 16 bytes a parameter) or 8-bit (``adamw_8bit``, 10 bytes);
 * activations: with gradient checkpointing one bf16 hidden state per layer and token,
   plus one layer's working set while it is recomputed; without it, every layer's set;
 * logits: a plain ``transformers`` forward materialises ``tokens × vocab`` logits and
@@ -25,6 +25,7 @@ NF4_BITS = 4.127  # 4-bit codes + 8-bit absmax per 64 weights, itself quantised 
 LOGIT_BYTES = 14  # bf16 logits + fp32 upcast + fp32 log-softmax + grads, per vocab entry (calibrated)
 CHUNK_TOKENS = 128  # a fused/chunked head keeps about one fp32 [tokens, vocab] tile and its gradient
 OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
+LORA_BYTES = {"adamw_torch": 16, "adamw_8bit": 10}  # per LoRA parameter: weight + grad + 2 moments
 
 
 @dataclass(frozen=True)
@@ -69,14 +70,17 @@ def lora_params(shape: Shape, r: int, targets=PROJECTIONS) -> int:
 
 def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, seq: int = 1024,
              bits: float = NF4_BITS, gradient_checkpointing: bool = True, path: str = "bnb",
-             fused_head: bool | None = None) -> dict[str, float]:
+             fused_head: bool | None = None, optim: str = "adamw_torch") -> dict[str, float]:
     """Estimated peak GPU memory in GiB, by component; ``path`` is "unsloth" or "bnb".
 
     ``fused_head`` (default: True for unsloth, False for bnb) says whether the loss is
-    computed in chunks (unsloth, TRL's SFTTrainer) or from full logits (plain transformers).
+    computed in chunks (unsloth, TRL's SFTTrainer) or from full logits (plain transformers);
+    ``optim`` is ``"adamw_torch"`` or ``"adamw_8bit"`` (bitsandbytes' 8-bit moments).
     """
     if path not in ("unsloth", "bnb"):
         raise ValueError(f"path must be 'unsloth' or 'bnb', got {path!r}")
+    if optim not in LORA_BYTES:
+        raise ValueError(f"optim must be one of {sorted(LORA_BYTES)}, got {optim!r}")
     if min(r, batch, seq) <= 0:
         raise ValueError(f"r, batch and seq must be positive, got r={r}, batch={batch}, seq={seq}")
     fused = (path == "unsloth") if fused_head is None else fused_head
@@ -84,7 +88,7 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
     linear = shape.layers * sum(i * o for i, o in dims.values())
     embed = shape.vocab * shape.hidden * (1 if shape.tied else 2)
     weights = linear * bits / 8 + embed * 2
-    lora = lora_params(shape, r, targets) * 16
+    lora = lora_params(shape, r, targets) * LORA_BYTES[optim]
     tokens = batch * seq
     q, kv, h, i = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.hidden, shape.intermediate
     layer_set = tokens * (8 * h + 2 * q + 2 * kv + 5 * i) * 2  # bf16 tensors autograd keeps for one layer

@@ -25,8 +25,10 @@ PRESETS: dict[str, dict] = {
     # (a 20M model, not 4B) and 180 steps: about 2.6 minutes on 2 quiet cores; the time
     # budget stops it at 3 minutes on a slower machine. Measured: lr 5e-3 → JSON-validity
     # 0 % → 90 %, lr 1e-2 → 80 %; 120 steps → 56 % (bench/results/tiny_finetune.md).
+    # Plain AdamW there: the tiny model's LoRA moments are a few MB, 8-bit would save nothing.
     "cpu-tiny": dict(model="tiny-qwen3", max_length=512, batch_size=4, grad_accum=1, lr=5e-3,
-                     max_steps=180, time_budget_s=175, logging_steps=10, eval_steps=60, save_steps=60),
+                     max_steps=180, time_budget_s=175, logging_steps=10, eval_steps=60, save_steps=60,
+                     optim="adamw_torch"),
     # The seed's tables (RTX 4080 16 GB: batch 1 × grad-accum 16 at 1k tokens), then bigger cards.
     "gpu-16gb": dict(max_length=1024, batch_size=1, grad_accum=16, lr=2e-4),
     "gpu-24gb": dict(max_length=1024, batch_size=4, grad_accum=4, lr=2e-4),
@@ -59,7 +61,7 @@ class TrainConfig:
     warmup: float = 0.03
     weight_decay: float = 0.01
     scheduler: str = "cosine"
-    optim: str = "adamw_torch"
+    optim: str = "adamw_8bit"  # the seed's choice: bitsandbytes' 8-bit AdamW moments (GPU)
     epochs: float = 1.0
     max_steps: int = -1
     time_budget_s: float | None = None
@@ -244,7 +246,8 @@ def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.05, t
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
     p = {**asdict(TrainConfig()), **PRESETS[preset]}
     est = memory.estimate(memory.QWEN3_4B, r=r, targets=targets, batch=p["batch_size"], seq=p["max_length"],
-                          gradient_checkpointing=p["gradient_checkpointing"], path="bnb", fused_head=True)
+                          gradient_checkpointing=p["gradient_checkpointing"], path="bnb", fused_head=True,
+                          optim=p["optim"])
     total = trainable_parameters(model)[1]
     added = lora_param_count(model, r, targets)
     return {"lora_params": added, "lora_share": added / total, "scale": alpha / r, "dropout": dropout,

@@ -2,11 +2,12 @@
 import json
 import math
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from helpers import cpu_compat, data, memory, train
+from helpers import cpu_compat, data, memory, paths, train
 
 
 # ----------------------------------------------------------------------------- config
@@ -47,13 +48,31 @@ def test_estimator_against_reference_table():
         assert abs(got - measured) / measured < 0.15, (path, batch, got, measured)
 
 
+def test_estimator_against_committed_gpu_bench():
+    """Every row of the committed H200 run (bench/results) is within 15 % of its own estimate."""
+    res = json.loads((paths.PROJECT_ROOT / "bench" / "results" / "gpu_shape_bench.json").read_text())
+    shape = memory.Shape.from_config(SimpleNamespace(**res["meta"]["shape"]))
+    rows = [r for r in res["rows"] if r.get("ok")] + [res["sft"]]
+    assert len(rows) == 7
+    for r in rows:
+        path = "unsloth" if r["route"] == "unsloth" else "bnb"
+        fused = True if "steps" in r else None  # SFTTrainer computes its loss in chunks on either path
+        batch, seq = (r["batch"], r["max_length"]) if "steps" in r else (r["batch"], r["seq"])
+        got = memory.estimate(shape, r=16, batch=batch, seq=seq, path=path, fused_head=fused, optim=r["optim"])
+        assert abs(got["total"] - r["peak_gib"]) / r["peak_gib"] < 0.15, (r, got["total"])
+
+
 def test_estimator_directions():
     est = lambda **k: memory.estimate(memory.QWEN3_4B, **k)["total"]  # noqa: E731
     assert est(batch=2) > est(batch=1) and est(seq=2048) > est(seq=1024) and est(r=64) > est(r=8)
     assert est(gradient_checkpointing=False) > est(gradient_checkpointing=True)
     assert est(path="bnb", fused_head=True) < est(path="bnb") and est(bits=16) > est()
+    saved = (est() - est(optim="adamw_8bit")) * memory.GiB  # 8-bit moments: 6 bytes less per LoRA parameter
+    assert saved == pytest.approx(6 * memory.lora_params(memory.QWEN3_4B, 16), rel=1e-9)
     with pytest.raises(ValueError, match="path"):
         est(path="vllm")
+    with pytest.raises(ValueError, match="optim"):
+        est(optim="sgd")
     with pytest.raises(ValueError, match="unknown target"):
         memory.lora_params(memory.QWEN3_4B, 16, ["fc1"])
 

@@ -12,13 +12,15 @@ spec.loader.exec_module(bench)
 
 def test_smoke_worker_measures(tmp_path, tiny_model_dir):
     folder = bench.make_random_model(tmp_path / "model", bench.SHAPE_SMOKE, log=lambda *_: None)
-    rows = bench.worker("plain", str(folder), ["1x32"], steps=1, warmup=0)
-    assert len(rows) == 1 and rows[0]["ok"], rows
-    r = rows[0]
-    assert r["route"] == "bnb-cpu" and r["tokens_per_s"] > 0 and r["peak_gib"] > 0 and r["estimate_gib"] > 0
+    rows = [row for path in ("course", "plain") for row in bench.worker(path, str(folder), ["1x32"], steps=1, warmup=0)]
+    assert len(rows) == 2 and all(r["ok"] for r in rows), rows
+    for r in rows:
+        assert r["route"] == "bnb-cpu" and r["tokens_per_s"] > 0 and r["peak_gib"] > 0 and r["estimate_gib"] > 0
     md = bench.markdown({"device": "cpu", "shape": bench.SHAPE_SMOKE, "when": "today", "steps": 1, "warmup": 0},
                         rows, None, bench.check(rows, None, smoke=True))
-    assert "| plain | bnb-cpu | 1x32 |" in md and "SFTTrainer run did not complete" in md
+    # the course path keeps the course's 8-bit AdamW, the plain path Trainer's default
+    assert "| course | bnb-cpu | adamw_8bit | 1x32 |" in md and "| plain | bnb-cpu | adamw_torch | 1x32 |" in md
+    assert "SFTTrainer run did not complete" in md
 
 
 def _row(path, tps, peak):
