@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import evaluate
+from . import data_samples, evaluate
 
 PREDEFINED = {
     "word problem": [{"role": "user", "content": "Mary has 5 cats. She gives 2 cats to her friend. How many cats does she have left?"}],
@@ -17,11 +17,7 @@ PREDEFINED = {
     "tool call": [{"role": "user", "content": "明天 Edmonton 天气？"}],
     "introduce yourself": [{"role": "user", "content": "请介绍一下你自己。"}],
 }
-WEATHER_TOOL = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Get the weather by city and day.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
-                   "day": {"type": "string", "enum": ["today", "tomorrow", "yesterday"]}},
-                   "required": ["city", "day"]}}}]
+WEATHER_TOOL = [data_samples.WEATHER_TOOL]  # the schema the tool-call training samples carry
 
 
 def reply(model, tok, history: list[dict], max_new_tokens: int = 128, tools=None) -> str:

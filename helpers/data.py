@@ -70,15 +70,21 @@ def add_metadata(ds: Dataset, source: str, tags: Iterable[str]) -> Dataset:
 
     def fn(batch):
         return {"id": batch["id"], "messages": batch["messages"], "source": [source] * len(batch["tags"]),
-                "tags": [list(dict.fromkeys(list(t or []) + tags)) for t in batch["tags"]]}
+                "tags": [list(dict.fromkeys(list(t or []) + tags)) for t in batch["tags"]],
+                "tools": batch["tools"] if "tools" in batch else [None] * len(batch["id"])}
 
     return ds.map(fn, batched=True, remove_columns=ds.column_names, features=FEATURES, desc=f"metadata {source}")
 
 
 def _md5_batch(batch: dict) -> dict:
-    """MD5 of the canonical JSON of ``messages`` (sorted keys, no spaces): pure, cache-safe."""
-    return {"_md5": [hashlib.md5(json.dumps(m, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-                                 .encode("utf-8")).hexdigest() for m in batch["messages"]]}
+    """MD5 of the canonical JSON of ``messages`` (sorted keys, no spaces): pure, cache-safe.
+
+    A row with tools hashes ``{"messages", "tools"}``: the same talk with other tools is another sample.
+    """
+    keys = [m if t is None else {"messages": m, "tools": json.loads(t)}
+            for m, t in zip(batch["messages"], batch["tools"] if "tools" in batch else [None] * len(batch["messages"]))]
+    return {"_md5": [hashlib.md5(json.dumps(k, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+                                 .encode("utf-8")).hexdigest() for k in keys]}
 
 
 def _hashes(ds: Dataset, num_proc: int | None = None) -> np.ndarray:

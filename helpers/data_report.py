@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data_sources import CONTROL_TOKEN_RE, column
+from .data_sources import CONTROL_TOKEN_RE, column, tools_list
 from .jsonl import iter_jsonl
 
 ROLES = {"system", "user", "assistant", "tool"}
@@ -18,11 +18,17 @@ ROLES = {"system", "user", "assistant", "tool"}
 
 # ---------------------------------------------------------------- validation
 
-def check_messages(messages: list[dict], tags: list[str] | None = None) -> list[str]:
-    """Problems in one conversation: roles and order, empty replies, tool calls, JSON-only replies."""
+def check_messages(messages: list[dict], tags: list[str] | None = None, tools=None) -> list[str]:
+    """Problems in one conversation: roles and order, empty replies, tool calls (answered, and
+    naming a tool of the row's ``tools``), JSON-only replies."""
     if not messages:
         return ["no messages"]
     problems, pending, prev = [], set(), None
+    try:
+        offered = _tool_names(tools)
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        problems.append("tools is not a JSON list of tool schemas")
+        offered = set()
     for k, m in enumerate(messages):
         role, content = m.get("role"), m.get("content") or ""
         if role not in ROLES:
@@ -44,10 +50,14 @@ def check_messages(messages: list[dict], tags: list[str] | None = None) -> list[
             if not content.strip() and not calls:
                 problems.append(f"turn {k}: empty assistant reply")
             for c in calls:
+                fn = c.get("function") or {}
                 try:
-                    json.loads((c.get("function") or {}).get("arguments") or "")
+                    json.loads(fn.get("arguments") or "")
                 except (json.JSONDecodeError, TypeError):
                     problems.append(f"turn {k}: tool call {c.get('id')} has arguments that are not JSON")
+                if fn.get("name") not in offered:
+                    problems.append(f"turn {k}: tool call {c.get('id')} calls {fn.get('name')!r}, "
+                                    f"not a tool of this row ({sorted(offered) or 'no tools'})")
             pending = {c.get("id") for c in calls}
         if role == "tool":
             if m.get("tool_call_id") not in pending:
@@ -71,6 +81,11 @@ def check_messages(messages: list[dict], tags: list[str] | None = None) -> list[
     return problems
 
 
+def _tool_names(tools) -> set:
+    """Function names in ``tools`` (a list of schemas, its JSON text, or None)."""
+    return {(t.get("function") or t).get("name") for t in tools_list(tools) or []}
+
+
 def validate(rows) -> list[str]:
     """Every problem in a ``Dataset`` (row numbers) or a JSONL file (line numbers), with sample ids."""
     if isinstance(rows, (str, Path)):
@@ -78,11 +93,12 @@ def validate(rows) -> list[str]:
         items = [(f"{path.name}:{n}", obj if problem is None else {"_error": problem})
                  for n, obj, problem in iter_jsonl(path, skip_blank=False)]
     else:
-        cols = {c: rows[c][:] for c in ("id", "messages", "tags") if c in rows.column_names}
+        cols = {c: rows[c][:] for c in ("id", "messages", "tags", "tools") if c in rows.column_names}
         items = [(f"row {n}", {c: v[n] for c, v in cols.items()}) for n in range(len(rows))]
     problems = []
     for where, row in items:
-        found = [row["_error"]] if "_error" in row else check_messages(row.get("messages") or [], row.get("tags"))
+        found = [row["_error"]] if "_error" in row else check_messages(row.get("messages") or [], row.get("tags"),
+                                                                        row.get("tools"))
         problems += [f"{where} id={row.get('id')}: {p}" for p in found]
     return problems
 
@@ -97,7 +113,10 @@ def token_lengths(ds, tokenizer, per_pool: int = 500, seed: int = 0) -> dict[str
     for pool in sorted(set(sources.tolist())):
         idx = np.flatnonzero(sources == pool)
         idx = np.sort(rng.choice(idx, size=min(per_pool, len(idx)), replace=False))
-        texts = [tokenizer.apply_chat_template(_plain(m), tokenize=False) for m in ds.select(idx)["messages"][:]]
+        rows = ds.select(idx)
+        tools = rows["tools"][:] if "tools" in rows.column_names else [None] * len(rows)
+        texts = [tokenizer.apply_chat_template(_plain(m), tools=tools_list(t), tokenize=False)
+                 for m, t in zip(rows["messages"][:], tools)]
         out[pool] = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
     return out
 

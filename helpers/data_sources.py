@@ -20,7 +20,8 @@ from datasets import Dataset, Features, List, Value
 from .jsonl import read_jsonl
 
 # One row of the course: OpenAI/TRL ``messages``; tool-call arguments are JSON strings
-# (as in the OpenAI API), so rows with different tools share one Arrow schema.
+# (as in the OpenAI API) and ``tools`` is the JSON text of the row's tool schemas (None
+# without tools; TRL's SFTTrainer parses it), so rows with different tools share one Arrow schema.
 MESSAGE = {
     "role": Value("string"),
     "content": Value("string"),
@@ -36,12 +37,13 @@ FEATURES = Features({
     "messages": List(MESSAGE),
     "source": Value("string"),
     "tags": List(Value("string")),
+    "tools": Value("string"),
 })
 # Where each pool's raw data lives on the hub (``hub=True``) and which split to read
 # (CMATH's files are cmath_dev/cmath_test, which datasets names validation/test).
 HUB_IDS = {"cmath": "weitianwen/cmath", "mawps": "mwpt5/MAWPS", "emoji": "shareAI/DPO-zh-en-emoji"}
 HUB_SPLITS = {"cmath": "test", "mawps": "train", "emoji": "train"}
-NORMALIZED = ("id", "messages", "tags")  # step 1's columns; add_metadata adds "source"
+NORMALIZED = ("id", "messages", "tags", "tools")  # step 1's columns; add_metadata adds "source"
 MAX_ANSWER_CHARS = 3000
 # Literal chat-control text: Qwen's <|...|> tokens (and look-alikes such as the seed's
 # <|user|>) plus the tag-style tokens Qwen3 adds. Tokenised, they would become real
@@ -226,11 +228,50 @@ def _capped(out: dict) -> dict:
     return out
 
 
+def tools_text(tools: Any) -> str | None:
+    """A row's tool schemas as JSON text (None when it has none); ``ValueError`` if they are not a list of dicts.
+
+    Accepts the list itself or its JSON text; drops the ``None`` fields Arrow adds when it
+    unifies differently shaped schemas of several rows into one struct type.
+    """
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"tools is not valid JSON ({err.msg})") from None
+    if not tools:
+        return None
+    if not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
+        raise ValueError("tools must be a list of tool schemas (JSON objects)")
+    return json.dumps(_without_nulls(tools), ensure_ascii=False)
+
+
+def tools_list(row_or_tools: Any) -> list[dict] | None:
+    """A row's tool schemas as a list (the dataset keeps them as JSON text), or None."""
+    tools = row_or_tools.get("tools") if isinstance(row_or_tools, dict) else row_or_tools
+    return json.loads(tools) if isinstance(tools, str) else tools or None
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _chat_batch(batch: dict) -> dict:
-    """Rows already in the course schema: clean every content, tool arguments as JSON strings."""
-    out = {"messages": [], "_drop": [], "_ctrl": [],
-           "tags": [list(t or []) for t in batch.get("tags", [None] * len(batch["messages"]))]}
-    for raw in batch["messages"]:
+    """Rows already in the course schema: clean every content, tool arguments and tools as JSON strings."""
+    n = len(batch["messages"])
+    out = {"messages": [], "_drop": [], "_ctrl": [], "tools": [],
+           "tags": [list(t or []) for t in batch.get("tags", [None] * n)]}
+    for raw, tools in zip(batch["messages"], batch.get("tools", [None] * n)):
+        try:
+            out["tools"].append(tools_text(tools))
+            bad_tools = ""
+        except ValueError as err:
+            out["tools"].append(None)
+            bad_tools = str(err)
         msgs, ctrl = [], 0
         for m in raw or []:
             text, k = clean_text(m.get("content"))
@@ -243,7 +284,7 @@ def _chat_batch(batch: dict) -> dict:
                          "tool_call_id": m.get("tool_call_id")})
             ctrl += k
         out["messages"].append(msgs)
-        out["_drop"].append("" if msgs else "no messages")
+        out["_drop"].append(bad_tools or ("" if msgs else "no messages"))
         out["_ctrl"].append(ctrl)
     return out
 
@@ -293,7 +334,8 @@ def _display(path: Path) -> str:
 def _step1_columns(batch: dict) -> dict:
     """Step 1's output columns in a fixed order (casting needs the same order in every pool)."""
     n = len(batch["id"])
-    return {"id": batch["id"], "messages": batch["messages"], "tags": batch.get("tags") or [[] for _ in range(n)]}
+    return {"id": batch["id"], "messages": batch["messages"], "tags": batch.get("tags") or [[] for _ in range(n)],
+            "tools": batch.get("tools") or [None] * n}
 
 
 def normalize_cmath(path: str | Path = HUB_IDS["cmath"], *, hub: bool = False) -> tuple[Dataset, dict]:
@@ -315,5 +357,5 @@ def normalize_emoji(path: str | Path = HUB_IDS["emoji"], *, hub: bool = False) -
 
 
 def normalize_chat(path: str | Path, source: str) -> tuple[Dataset, dict]:
-    """Course-schema JSONL (``id``, ``messages``, optional ``tags``): cleaned, arguments as JSON strings."""
+    """Course-schema JSONL (``id``, ``messages``, optional ``tags`` and ``tools``): cleaned, arguments as JSON strings."""
     return _normalize(path, source, _chat_batch, (("messages",),), hub=False, line_offset=1, id_col="id")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import masks, paths
+from .data_sources import tools_list
 
 CRITERIA = ("non_empty", "stopped", "no_repetition", "no_control_leak", "language")
 JSON_TAG = "json-only"
@@ -47,11 +48,6 @@ def split_prompt(row: dict) -> tuple[list[dict], str]:
     return messages[:last], messages[last].get("content") or ""
 
 
-def _tools(row: dict):
-    tools = row.get("tools")
-    return json.loads(tools) if isinstance(tools, str) else tools
-
-
 def adapter_switch(model, enabled: bool):
     """Context in which a PEFT model runs with (``True``) or without its adapter."""
     if enabled or not hasattr(model, "disable_adapter"):
@@ -68,7 +64,7 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
     """
     import torch
 
-    encoded = [masks.build_labels(tok, r["messages"], _tools(r), index=i) for i, r in enumerate(rows)]
+    encoded = [masks.build_labels(tok, r["messages"], tools_list(r), index=i) for i, r in enumerate(rows)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     out: dict[int, tuple[float, int]] = {}
     device = next(model.parameters()).device
@@ -205,7 +201,7 @@ def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
     start = time.perf_counter()
     with adapter_switch(model, adapter):
         nll = token_nll(model, tok, rows)
-        gens = generate(model, tok, [p for p, _ in prompts], [_tools(r) for r in rows],
+        gens = generate(model, tok, [p for p, _ in prompts], [tools_list(r) for r in rows],
                         max_new_tokens=max_new_tokens, batch_size=batch_size)
     seconds = time.perf_counter() - start
     records = []

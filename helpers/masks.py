@@ -24,6 +24,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterable
 
+from .data_sources import tools_list
+
 IGNORE_INDEX = -100
 POLICIES = ("all_assistant", "last_assistant")
 ROLES = ("system", "user", "assistant", "tool")
@@ -264,9 +266,7 @@ def build_many(tokenizer, rows: Iterable[dict | list], **kwargs: Any) -> list[di
     """
     out = []
     for i, row in enumerate(rows):
-        messages, tools = (row, None) if isinstance(row, list) else (row.get("messages"), row.get("tools"))
-        if isinstance(tools, str):
-            tools = json.loads(tools)
+        messages, tools = (row, None) if isinstance(row, list) else (row.get("messages"), tools_list(row))
         out.append(build_labels(tokenizer, messages, tools, index=i, **kwargs))
     return out
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import paths
 from .fixtures.tokenizer import trl_template
+from .data_sources import tools_list
 from .jsonl import read_jsonl
 
 INSTRUCT_2507 = "qwen3_instruct_2507"
@@ -94,4 +95,4 @@ def turns_html(text: str) -> str:
 def _unpack(example: dict | list) -> tuple[list, list | None]:
     if isinstance(example, list):
         return example, None
-    return example["messages"], example.get("tools")
+    return example["messages"], tools_list(example)

@@ -265,10 +265,12 @@ def length_report(dataset, tokenizer, max_length: int) -> dict:
     """
     from trl.chat_template_utils import get_training_chat_template
 
+    from .data_sources import tools_list
+
     template = get_training_chat_template(tokenizer) or tokenizer.chat_template
     n = too_long = emptied = cut = kept = 0
     for row in dataset:
-        enc = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True,
+        enc = tokenizer.apply_chat_template(row["messages"], tools=tools_list(row), tokenize=True, return_dict=True,
                                             return_assistant_tokens_mask=True, chat_template=template)
         mask = enc["assistant_masks"]
         n += 1

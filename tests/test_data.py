@@ -128,13 +128,34 @@ def test_hub_path_fails_clearly_offline():
         normalize_emoji(hub=True)
 
 
-def test_chat_rows_keep_tool_calls_as_json_strings(tmp_path):
+def test_chat_rows_keep_tool_calls_and_tools_as_json_strings(tmp_path):
     row = data_samples._tool_row(__import__("random").Random(0), 0)
-    row["messages"][2]["tool_calls"][0]["function"]["arguments"] = {"city": "Paris", "day": "today"}
+    row["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"city": "Paris", "day": "today"}
     ds, rep = normalize_chat(jsonl(tmp_path / "t.jsonl", [row]), "tool")
-    call = ds["messages"][0][2]["tool_calls"][0]
+    call = ds["messages"][0][1]["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris", "day": "today"}
+    assert json.loads(ds["tools"][0]) == [data_samples.WEATHER_TOOL]
     assert ds["tags"][0] == ["tool-call", "en"] and rep["rows_out"] == 1
+
+
+def test_tools_of_other_shapes_keep_their_own_fields_and_bad_tools_are_counted(tmp_path):
+    talk = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    other = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {
+        "x": {"type": "number"}}}}}
+    rows = [{"id": "w", "messages": talk, "tools": [data_samples.WEATHER_TOOL]},
+            {"id": "a", "messages": talk, "tools": [other]},
+            {"id": "n", "messages": talk}]
+    ds, rep = normalize_chat(jsonl(tmp_path / "t.jsonl", rows), "tool")
+    # Arrow unifies the two schemas into one struct; the text keeps each row's own fields only
+    assert [json.loads(t) if t else t for t in ds["tools"][:]] == [[data_samples.WEATHER_TOOL], [other], None]
+    as_text = [{"id": "s", "messages": talk, "tools": json.dumps([other])},  # JSON text is accepted too
+               {"id": "bad", "messages": talk, "tools": "[1, 2]"}]
+    text_ds, text_rep = normalize_chat(jsonl(tmp_path / "s.jsonl", as_text), "tool")
+    assert json.loads(text_ds["tools"][0]) == [other] and len(text_ds) == 1
+    reason = "tools must be a list of tool schemas (JSON objects)"
+    assert text_rep["dropped"] == {reason: 1} and text_rep["examples"][reason][0].endswith("s.jsonl:2")
+    same_talk, _ = data.dedup(data.add_metadata(ds, "tool", []))
+    assert len(same_talk) == 3  # equal messages, other tools: different samples
 
 
 # ---------------------------------------------------------------- weights
@@ -252,6 +273,12 @@ def test_check_messages_finds_each_problem():
     }
     for needle, msgs in cases.items():
         assert any(needle in p for p in check_messages(msgs)), needle
+    tools = json.dumps([{"type": "function", "function": {"name": "f"}}])
+    answered = [ok[0], {"role": "assistant", "content": "", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "1"}, ok[1]]
+    assert check_messages(answered, tools=tools) == []
+    assert check_messages(answered) == ["turn 1: tool call c1 calls 'f', not a tool of this row (no tools)"]
+    assert "not a JSON list" in check_messages(answered, tools="{oops")[0]
     bad_json = [ok[0], {"role": "assistant", "content": "{'name': 1}"}]
     assert check_messages(bad_json, ["json-only"]) == ["json-only reply is not a JSON object"]
     assert check_messages(bad_json) == []
@@ -311,7 +338,11 @@ def test_build_exports_valid_splits_with_json_rows(built):
     out = built["out"] / "a"
     splits = data.load_splits(out)
     assert set(splits) == {"train", "validation"}
-    assert set(splits["train"].column_names) == {"id", "messages", "source", "tags"}
+    assert set(splits["train"].column_names) == {"id", "messages", "source", "tags", "tools"}
+    rows = splits["train"].select_columns(["tags", "tools"]).to_list()
+    assert {r["tools"] is not None for r in rows if "tool-call" in r["tags"]} == {True}
+    assert {r["tools"] for r in rows if "tool-call" not in r["tags"]} == {None}
+    assert {r["tools"] for r in rows if r["tools"]} == {json.dumps([data_samples.WEATHER_TOOL], ensure_ascii=False)}
     assert validate(out / "train.jsonl") == [] and validate(out / "val.jsonl") == []
     json_val = sum("json-only" in t for t in splits["validation"]["tags"][:])
     assert json_val >= 30 and built["report"]["json_rows_in_validation"] == json_val
