@@ -93,6 +93,8 @@ class _Renderer:
     """Renders prefixes of one conversation with a compiled template (as apply_chat_template does)."""
 
     def __init__(self, tokenizer, template: str, tools):
+        # Private, but it is the cached compiler apply_chat_template itself calls; rendering the
+        # many prefixes through the public call would redo its argument handling every time.
         from transformers.utils.chat_template_utils import _compile_jinja_template
 
         self.compiled = _compile_jinja_template(template)
