@@ -71,9 +71,14 @@ def add_metadata(ds: Dataset, source: str, tags: Iterable[str]) -> Dataset:
     def fn(batch):
         return {"id": batch["id"], "messages": batch["messages"], "source": [source] * len(batch["tags"]),
                 "tags": [list(dict.fromkeys(list(t or []) + tags)) for t in batch["tags"]],
-                "tools": batch["tools"] if "tools" in batch else [None] * len(batch["id"])}
+                "tools": _tools_column(batch)}
 
     return ds.map(fn, batched=True, remove_columns=ds.column_names, features=FEATURES, desc=f"metadata {source}")
+
+
+def _tools_column(batch) -> list:
+    """The batch's ``tools`` (JSON text or None per row); all None where the column is absent."""
+    return batch["tools"] if "tools" in batch else [None] * len(batch["messages"])
 
 
 def _md5_batch(batch: dict) -> dict:
@@ -82,7 +87,7 @@ def _md5_batch(batch: dict) -> dict:
     A row with tools hashes ``{"messages", "tools"}``: the same talk with other tools is another sample.
     """
     keys = [m if t is None else {"messages": m, "tools": json.loads(t)}
-            for m, t in zip(batch["messages"], batch["tools"] if "tools" in batch else [None] * len(batch["messages"]))]
+            for m, t in zip(batch["messages"], _tools_column(batch))]
     return {"_md5": [hashlib.md5(json.dumps(k, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
                                  .encode("utf-8")).hexdigest() for k in keys]}
 

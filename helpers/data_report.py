@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data_sources import CONTROL_TOKEN_RE, column, tools_list
+from .data_sources import CONTROL_TOKEN_RE, column
+from .tool_schemas import tools_list
 from .jsonl import iter_jsonl
 
 ROLES = {"system", "user", "assistant", "tool"}

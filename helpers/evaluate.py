@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import masks, paths
-from .data_sources import tools_list
+from .tool_schemas import tools_list
 
 CRITERIA = ("non_empty", "stopped", "no_repetition", "no_control_leak", "language")
 JSON_TAG = "json-only"

@@ -24,7 +24,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterable
 
-from .data_sources import tools_list
+from .tool_schemas import tools_list
 
 IGNORE_INDEX = -100
 POLICIES = ("all_assistant", "last_assistant")

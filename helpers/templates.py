@@ -14,7 +14,7 @@ from typing import Any
 
 from . import paths
 from .fixtures.tokenizer import trl_template
-from .data_sources import tools_list
+from .tool_schemas import tools_list
 from .jsonl import read_jsonl
 
 INSTRUCT_2507 = "qwen3_instruct_2507"

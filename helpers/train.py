@@ -265,7 +265,7 @@ def length_report(dataset, tokenizer, max_length: int) -> dict:
     """
     from trl.chat_template_utils import get_training_chat_template
 
-    from .data_sources import tools_list
+    from .tool_schemas import tools_list
 
     template = get_training_chat_template(tokenizer) or tokenizer.chat_template
     n = too_long = emptied = cut = kept = 0
