@@ -99,14 +99,19 @@ def browser_page(width: int = 1400, height: int = 1000):
 
 
 def open_notebook(page, base: str, token: str, relpath: str, timeout_ms: int = 120_000) -> None:
-    """Open a notebook in JupyterLab and wait until its kernel is idle."""
+    """Open a notebook in JupyterLab and wait until *that* notebook is loaded and its kernel idle.
+
+    Checking the path matters when one page opens several notebooks: right after ``goto`` the
+    previous notebook can still be ``currentWidget`` with an idle kernel.
+    """
     page.goto(f"{base}/lab/tree/{relpath}?token={token}", timeout=timeout_ms)
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
-                           timeout=timeout_ms)
+    page.wait_for_function(
+        "(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.context && w.context.path === path && w.context.isReady"
+        " && w.content.model && w.content.model.cells.length > 0"
+        " && w.sessionContext.session && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'); }",
+        arg=relpath, timeout=timeout_ms)
 
 
 def run_command(page, command: str, args: dict | None = None) -> None:
