@@ -6,7 +6,8 @@
 Rows: the course path (unsloth when importable, else transformers + bitsandbytes) and the
 plain path (transformers + PEFT + bitsandbytes NF4, full-logit loss), QLoRA r=16 on all 7
 projections, gradient checkpointing, at 4×1024, 16×1024 and 4×4096; tokens/s, measured peak
-memory and ``helpers.memory.estimate`` beside it. Each path runs in its own process (unsloth
+memory and ``helpers.memory.estimate`` beside it; the first step's loss and LoRA gradient
+norm (same seed and tokens, so the two paths can be compared). Each path runs in its own process (unsloth
 patches transformers globally). Then ~20 real ``SFTTrainer`` steps (assistant-only loss, bfd
 packing) through ``helpers.train`` on the course's mixed data. Exit status 1 if a run failed.
 """
@@ -64,19 +65,23 @@ def _shape(text: str) -> tuple[int, int]:
     return int(b), int(s)
 
 
+PATHS = ("course", "plain")
+
+
 def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int) -> list[dict]:
-    """Time QLoRA steps on random tokens for one path ("course" or "plain") in this process."""
+    """Time QLoRA steps on random tokens for one of ``PATHS`` in this process."""
     import torch
 
     from helpers import memory, train
 
     from transformers import Trainer, TrainingArguments
 
-    route = train.choose_path(prefer_unsloth=(path == "course"))
+    course = path == "course"
+    route = train.choose_path(prefer_unsloth=course)
     longest = max(_shape(t)[1] for t in shapes)  # unsloth sizes its kernels from max_seq_length
     # the course path keeps the course's optimiser (8-bit AdamW); the plain one is Trainer's default
     cfg = train.TrainConfig(model=model_dir, r=16, alpha=32, dropout=0.0, gradient_checkpointing=True,
-                            max_length=longest, **({} if path == "course" else {"optim": "adamw_torch"}))
+                            max_length=longest, **({} if course else {"optim": "adamw_torch"}))
     model, tok, route = train.build_model(cfg, route)
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -104,6 +109,10 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
                     start = time.perf_counter()
                 loss = model(input_ids=ids, labels=ids).loss  # the model's own loss: full logits unless unsloth
                 loss.backward()
+                if i == 0:  # same seed, same tokens: a check that both paths train the same model
+                    row["first_loss"] = loss.item()
+                    row["first_grad_norm"] = torch.linalg.vector_norm(
+                        torch.stack([p.grad.float().norm() for p in params if p.grad is not None])).item()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             if cuda:
@@ -114,8 +123,9 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
             peak, kind = peak_memory_gib()
             est = memory.estimate(shape, r=16, batch=b, seq=s, gradient_checkpointing=True,
                                   path="unsloth" if route.name == "unsloth" else "bnb", optim=cfg.optim)
-            row.update(tokens_per_s=b * s * steps / seconds, peak_gib=peak, mem_kind=kind,
-                       estimate_gib=est["total"], loss=float(loss), ok=True)
+            reserved = torch.cuda.max_memory_reserved() / 1024**3 if cuda else None
+            row.update(tokens_per_s=b * s * steps / seconds, peak_gib=peak, mem_kind=kind, reserved_gib=reserved,
+                       estimate_gib=est["total"], loss=loss.item(), ok=True)
         except torch.OutOfMemoryError as err:
             row.update(ok=False, error=f"OOM: {str(err).splitlines()[0][:200]}")
         rows.append(row)
@@ -191,14 +201,15 @@ def markdown(meta: dict, rows: list[dict], sft: dict | None, problems: list[str]
     lines = [f"# QLoRA shape benchmark ({meta['device']})", "",
              f"Random Qwen3 model {meta['shape']}; r=16 on all 7 projections, gradient checkpointing, "
              f"{meta['steps']} timed steps after {meta['warmup']} warm-up. {meta['when']}.", "",
-             "| path | route | optimizer | batch×seq | tokens/s | peak GiB | estimate GiB |",
-             "|---|---|---|---|---|---|---|"]
+             "| path | route | optimizer | batch×seq | tokens/s | peak GiB | estimate GiB | step-1 loss · grad norm |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("ok"):
             lines.append(f"| {r['path']} | {r['route']} | {r.get('optim', '')} | {r['shape']} | "
-                         f"{r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} ({r['mem_kind']}) | {r['estimate_gib']:.2f} |")
+                         f"{r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} ({r['mem_kind']}) | {r['estimate_gib']:.2f} | "
+                         f"{r.get('first_loss', float('nan')):.4f} · {r.get('first_grad_norm', float('nan')):.4g} |")
         else:
-            lines.append(f"| {r.get('path', '?')} | | | {r.get('shape', '')} | failed: {r.get('error', '')[:80]} | | |")
+            lines.append(f"| {r.get('path', '?')} | | | {r.get('shape', '')} | failed: {r.get('error', '')[:80]} | | | |")
     if sft:
         lines += ["", "## SFTTrainer (assistant-only loss, bfd packing, course mixed data)", "",
                   "| route | optimizer | steps | batch×max_length | real tokens/s | trained tokens/s | padding | "
@@ -216,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="tiny shape and batches; runs on CPU")
     ap.add_argument("--out", type=Path, help="results folder (default bench/results, or runs/bench-smoke)")
     ap.add_argument("--shapes", help="comma-separated BxS list, e.g. 4x1024,16x1024")
-    ap.add_argument("--paths", default="course,plain")
+    ap.add_argument("--paths", default=",".join(PATHS))
     ap.add_argument("--no-sft", action="store_true", help="skip the SFTTrainer run")
     ap.add_argument("--sft-only", action="store_true", help="keep the rows already in --out, redo the SFT run")
-    ap.add_argument("--worker", choices=["course", "plain", "sft"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=[*PATHS, "sft"], help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     plan = dict(SMOKE if args.smoke else FULL)
@@ -227,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         plan["shapes"] = args.shapes.split(",")
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
-    if args.worker in ("course", "plain"):
+    if args.worker in PATHS:
         worker(args.worker, args.model_dir, plan["shapes"], plan["steps"], plan["warmup"])
         return 0
     if args.worker == "sft":

@@ -1,6 +1,6 @@
 """QLoRA training for notebook 05: one config, three model paths, TRL's SFTTrainer.
 
-    cfg = TrainConfig.preset("cpu-tiny", run="demo")
+    cfg = TrainConfig.preset_config("cpu-tiny", run="demo")
     model, tok, path = build_model(cfg)          # 4-bit base + LoRA; path says which route ran
     trainer = build_trainer(cfg, model, tok, splits)
     trainer.train(); save_adapter(trainer, cfg)   # -> checkpoints/sft-lora-<run>/
@@ -185,10 +185,12 @@ def build_model(cfg: TrainConfig, path: TrainPath | None = None):
     if path.name == "unsloth":
         return (*_build_unsloth(cfg), path)
     from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
 
     model, tok = load_base(cfg, path)
     if cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    set_seed(cfg.seed)  # LoRA's A matrices are drawn here; unsloth's random_state does the same
     model = get_peft_model(model, lora_config(cfg))
     if path.name == "bnb-cpu":
         from .cpu_compat import guard_avx512_bf16

@@ -143,6 +143,19 @@ def test_without_guard_gradients_go_wrong(tiny_model_dir):
     assert worst > 1e-2
 
 
+def test_lora_init_follows_the_seed(tiny_model_dir):
+    """Same seed → the same adapter before training (PEFT draws A from the global RNG)."""
+    def lora_a(seed: int, noise: int) -> torch.Tensor:
+        torch.manual_seed(noise)  # whatever the RNG did before must not matter
+        cfg = train.TrainConfig(model="tiny-qwen3", seed=seed, gradient_checkpointing=False)
+        model, _, _ = train.build_model(cfg, train.TrainPath("bnb-cpu", "test"))
+        return next(p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n)
+
+    first = lora_a(42, noise=1)
+    torch.testing.assert_close(lora_a(42, noise=2), first, rtol=0, atol=0)
+    assert not torch.equal(lora_a(43, noise=1), first)
+
+
 # ----------------------------------------------------------------------------- parameter counts
 def test_lora_param_count_equals_peft(tiny_model_dir):
     model, _ = _tiny_4bit(guard=True)
