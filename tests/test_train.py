@@ -290,6 +290,21 @@ def test_saved_adapter_reproduces_logits(trained):
     assert not math.isclose(float(got.std()), 0.0)
 
 
+def test_same_seed_same_adapter(trained):
+    """A second run of the same config, from another RNG state, saves the same adapter bytes."""
+    from safetensors.torch import load_file
+
+    cfg = train.TrainConfig(**{**vars(trained["cfg"]), "run": "t-again"})
+    torch.manual_seed(123)
+    model, tok, _ = train.build_model(cfg)
+    trainer = train.build_trainer(cfg, model, tok, trained["splits"])
+    trainer.train()
+    first = load_file(str(trained["out"] / "adapter_model.safetensors"))
+    again = load_file(str(train.save_adapter(trainer, cfg) / "adapter_model.safetensors"))
+    assert first.keys() == again.keys() and len(first) > 0
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
 def test_resume_continues_the_step_count(trained):
     cfg0, tok = trained["cfg"], trained["tok"]
     ckpt = cfg0.output_dir / "checkpoint-3"
