@@ -60,6 +60,19 @@ def make_random_model(folder: Path, shape: dict, log=print) -> Path:
     return folder
 
 
+def attention_backend(model, route: str) -> str:
+    """Which attention kernels ran: unsloth picks xformers, torch's varlen flash, or SDPA one packed sample at a time."""
+    if route != "unsloth":
+        return getattr(model.config, "_attn_implementation", None) or "default"
+    from unsloth.utils import attention_dispatch as ad
+
+    if ad.HAS_XFORMERS:
+        import xformers
+
+        return f"xformers {xformers.__version__}"
+    return "torch varlen" if ad._TORCH_VARLEN_ATTN is not None else "sdpa, packed rows one sample at a time"
+
+
 def _shape(text: str) -> tuple[int, int]:
     b, s = text.lower().split("x")
     return int(b), int(s)
@@ -97,7 +110,8 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
         b, s = _shape(text)
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(0, 150000, (b, s), generator=gen).to(device)
-        row = {"path": path, "route": route.name, "optim": cfg.optim, "batch": b, "seq": s, "shape": text}
+        row = {"path": path, "route": route.name, "optim": cfg.optim, "batch": b, "seq": s, "shape": text,
+               "attention": attention_backend(model, route.name)}
         try:
             if cuda:
                 torch.cuda.empty_cache()
@@ -156,7 +170,8 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     peak, kind = peak_memory_gib()
     est = memory.estimate(memory.Shape.from_config(model.config), r=cfg.r, batch=batch, seq=length,
                           path="unsloth" if route.name == "unsloth" else "bnb", fused_head=True, optim=cfg.optim)
-    return {"route": route.name, "optim": cfg.optim, "steps": trainer.state.global_step, "batch": batch,
+    return {"route": route.name, "attention": attention_backend(model, route.name), "optim": cfg.optim,
+            "steps": trainer.state.global_step, "batch": batch,
             "max_length": length, "estimate_gib": est["total"],
             "seconds": seconds, "tokens_per_s": real / seconds, "trained_tokens_per_s": trained / seconds,
             "padding_frac": 1 - real / positions if positions else 0.0, "peak_gib": peak, "mem_kind": kind,
@@ -212,10 +227,10 @@ def markdown(meta: dict, rows: list[dict], sft: dict | None, problems: list[str]
             lines.append(f"| {r.get('path', '?')} | | | {r.get('shape', '')} | failed: {r.get('error', '')[:80]} | | | |")
     if sft:
         lines += ["", "## SFTTrainer (assistant-only loss, bfd packing, course mixed data)", "",
-                  "| route | optimizer | steps | batch×max_length | real tokens/s | trained tokens/s | padding | "
-                  "peak GiB | estimate GiB |",
-                  "|---|---|---|---|---|---|---|---|---|",
-                  f"| {sft['route']} | {sft.get('optim', '')} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
+                  "| route | attention | optimizer | steps | batch×max_length | real tokens/s | trained tokens/s | "
+                  "padding | peak GiB | estimate GiB |",
+                  "|---|---|---|---|---|---|---|---|---|---|",
+                  f"| {sft['route']} | {sft.get('attention', '?')} | {sft.get('optim', '')} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
                   f"{sft['tokens_per_s']:,.0f} | {sft['trained_tokens_per_s']:,.0f} | {sft['padding_frac']:.1%} | "
                   f"{sft['peak_gib']:.2f} ({sft['mem_kind']}) | {sft.get('estimate_gib', float('nan')):.2f} |"]
     lines += ["", "Checks: " + ("all passed" if not problems else "; ".join(problems)), ""]
