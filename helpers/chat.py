@@ -1,11 +1,12 @@
 """Talk to a model: predefined prompts side by side, and ``python -m helpers.chat``.
 
-The command line reads from an interactive terminal only; under papermill, CI or a
-pipe it prints why and exits, instead of blocking on input.
+The command line reads from an interactive terminal only; under papermill, CI, a pipe
+or a notebook's ``!python -m helpers.chat`` it prints why and exits, instead of blocking.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import data_samples, evaluate
@@ -40,6 +41,12 @@ def side_by_side(model, tok, max_new_tokens: int = 64):
     return pd.DataFrame(rows)
 
 
+def launched_by_a_notebook_kernel() -> bool:
+    """``!cmd`` in Jupyter runs under a pty (so stdin looks like a terminal) that nobody can type into."""
+    return bool(os.environ.get("JPY_PARENT_PID")) or os.environ.get("MPLBACKEND", "").startswith(
+        "module://matplotlib_inline")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chat with the course model in a terminal.")
     parser.add_argument("--model", default="tiny-qwen3")
@@ -48,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not sys.stdin.isatty():
         print("helpers.chat needs an interactive terminal (stdin is not a TTY); nothing to do.")
+        return 0
+    if launched_by_a_notebook_kernel():
+        print("helpers.chat was started from a notebook cell, where nobody can type into it; run it in a "
+              "terminal, or use widgets.chat_box(model, tok) in the notebook. Nothing to do.")
         return 0
     import helpers
     from . import adapters

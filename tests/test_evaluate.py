@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -116,9 +117,24 @@ def test_chat_cli_does_not_block_without_a_terminal():
     assert out.returncode == 0 and "not a TTY" in out.stdout
 
 
+def test_chat_cli_does_not_block_under_a_notebook_cell():
+    """``!python -m helpers.chat`` in Jupyter: a pty (stdin is a TTY) inside a kernel's environment."""
+    pexpect = pytest.importorskip("pexpect")
+    env = {k: v for k, v in os.environ.items() if k not in ("JPY_PARENT_PID", "MPLBACKEND")}
+    for extra in ({"JPY_PARENT_PID": "12345"}, {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}):
+        child = pexpect.spawn(sys.executable, ["-m", "helpers.chat"], env={**env, **extra}, encoding="utf-8",
+                              timeout=60)
+        child.expect(pexpect.EOF)
+        assert "started from a notebook cell" in child.before
+        child.close()
+        assert child.exitstatus == 0
+
+
 def test_chat_cli_talks_in_a_terminal(tiny_model_dir):
     pexpect = pytest.importorskip("pexpect")
-    child = pexpect.spawn(sys.executable, ["-m", "helpers.chat", "--max-new-tokens", "8"], encoding="utf-8", timeout=90)
+    env = {k: v for k, v in os.environ.items() if k not in ("JPY_PARENT_PID", "MPLBACKEND")}
+    child = pexpect.spawn(sys.executable, ["-m", "helpers.chat", "--max-new-tokens", "8"], env=env, encoding="utf-8",
+                          timeout=90)
     child.expect("you> ")
     child.sendline("Hello!")
     child.expect("bot> (.*)\r\n")
