@@ -1,7 +1,7 @@
 """Instructor copies: ``python -m helpers.clean_copies [--src DIR] [--out DIR]``.
 
 Writes every course notebook without outputs, execution counts or widget state, with
-each exercise reset to ``answer = None`` and any cell tagged ``solution`` removed — so a
+each exercise cell reset to the student version and any cell tagged ``solution`` removed — so a
 notebook an instructor ran with the answers filled in becomes a clean hand-out again.
 """
 from __future__ import annotations
@@ -15,13 +15,39 @@ from pathlib import Path
 from . import paths
 
 DEFAULT_OUT = paths.PROJECT_ROOT / "clean"
-_ANSWER = re.compile(r"^answer\s*=.*$", re.M)
+STUDENT_NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
+# an exercise cell names its key twice: "# 06.1 — question" and check.answer("06.1", answer)
+_KEY = re.compile(r"""check\.answer\(\s*["']([^"']+)["']|^#\s*(\d\d\.\d+)\b""", re.M)
 
 
-def clean_notebook(nb: dict) -> dict:
-    """A copy of notebook JSON ``nb`` with outputs, answers and solutions removed."""
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _exercise_key(cell: dict) -> str | None:
+    m = _KEY.search(_source(cell))
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def student_exercises(folder: Path = STUDENT_NOTEBOOKS) -> dict[str, str]:
+    """Every exercise cell's source as students get it (``answer = None``), by exercise key."""
+    out = {}
+    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if "exercise" in cell.get("metadata", {}).get("tags", []) and _exercise_key(cell):
+                out[_exercise_key(cell)] = _source(cell)
+    return out
+
+
+def clean_notebook(nb: dict, exercises: dict[str, str] | None = None) -> dict:
+    """A copy of notebook JSON ``nb`` with outputs, answers and solutions removed.
+
+    Exercise cells are replaced whole by the student version of the same key, so an answer
+    spread over lines or written into the ``check.answer`` call cannot survive.
+    """
+    exercises = student_exercises() if exercises is None else exercises
     cells = []
-    for cell in nb["cells"]:
+    for i, cell in enumerate(nb["cells"]):
         tags = cell.get("metadata", {}).get("tags", [])
         if "solution" in tags:
             continue
@@ -29,8 +55,11 @@ def clean_notebook(nb: dict) -> dict:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
             if "exercise" in tags:
-                src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                cell["source"] = _ANSWER.sub("answer = None", src)
+                key = _exercise_key(cell)
+                if key not in exercises:
+                    raise ValueError(f"cell {i}: an exercise cell whose key ({key!r}) is in no student notebook "
+                                     f"under {STUDENT_NOTEBOOKS}; untag it or restore its '# NN.N' comment")
+                cell["source"] = exercises[key]
         cells.append(cell)
     meta = {k: v for k, v in nb.get("metadata", {}).items() if k in ("kernelspec", "language_info")}
     return {**nb, "cells": cells, "metadata": meta}
@@ -40,9 +69,12 @@ def write_clean_copies(src: Path | None = None, out: Path | None = None) -> list
     """Clean every ``NN_*.ipynb`` in ``src`` (default notebooks/) into ``out``; return the paths."""
     src, out = Path(src or paths.PROJECT_ROOT / "notebooks"), Path(out or DEFAULT_OUT)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, exercises = [], student_exercises()
     for path in sorted(src.glob("[0-9][0-9]_*.ipynb")):
-        nb = clean_notebook(json.loads(path.read_text(encoding="utf-8")))
+        try:
+            nb = clean_notebook(json.loads(path.read_text(encoding="utf-8")), exercises)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
         target = out / path.name
         target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(target)

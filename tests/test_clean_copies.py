@@ -3,10 +3,22 @@ import json
 import shutil
 import sys
 
+import pytest
+
 from helpers import clean_copies, course, paths
 
 sys.path.insert(0, str(paths.PROJECT_ROOT))
 from solutions.answers import ANSWERS  # noqa: E402
+
+
+def _fill(src: str, key: str, value, style: int) -> str:
+    """An answer as instructors write it: one line, spread over lines, or inside the check call."""
+    if style == 0:
+        return src.replace("answer = None", f"answer = {value!r}")
+    if style == 1:
+        return src.replace("answer = None", f"answer = (\n    {value!r}\n)  # SECRET")
+    return src.replace("answer = None\n", "").replace(f'check.answer("{key}", answer)',
+                                                      f'check.answer("{key}", {value!r})  # SECRET')
 
 
 def _solved_and_run(src, dst):
@@ -21,9 +33,9 @@ def _solved_and_run(src, dst):
             cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "SECRET OUTPUT\n"}]
             cell["metadata"]["scrolled"] = True
             src_text = "".join(cell["source"])
-            for key, value in ANSWERS.items():
+            for n, (key, value) in enumerate(ANSWERS.items()):
                 if f'check.answer("{key}"' in src_text:
-                    cell["source"] = src_text.replace("answer = None", f"answer = {value!r}")
+                    cell["source"] = _fill(src_text, key, value, style=n % 3)
         nb["cells"].append({"cell_type": "code", "metadata": {"tags": ["solution"]}, "execution_count": 1,
                             "outputs": [], "source": "SOLUTION_CELL = 42"})
         nb["metadata"]["widgets"] = {"state": "SECRET WIDGET STATE"}
@@ -43,6 +55,14 @@ def test_clean_copies_leak_nothing(tmp_path):
         original = json.loads((paths.PROJECT_ROOT / "notebooks" / path.name).read_text())
         assert ["".join(c["source"]) for c in nb["cells"]] == ["".join(c["source"]) for c in original["cells"]], \
             f"{path.name}: the clean copy must read exactly like the student notebook"
+
+
+def test_an_unknown_exercise_cell_is_an_error():
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["exercise"]}, "outputs": [], "execution_count": 1,
+                     "source": "# 99.9 — not a course exercise\nanswer = 3\ncheck.answer(\"99.9\", answer)"}],
+          "metadata": {}}
+    with pytest.raises(ValueError, match="99.9"):
+        clean_copies.clean_notebook(nb)
 
 
 def test_cli_writes_into_the_folder_given(tmp_path):
