@@ -235,7 +235,7 @@ def _ex06_1(value):
 
 @exercise("06.2", "A prompt asks for name (string) and age (number); the reply is {\"name\": \"Bo\", \"age\": \"7\"}. "
           "Give (json_valid, json_keys) as two booleans.",
-          "json_valid only needs json.loads to succeed; json_keys also checks each key's JSON type (section 1).")
+          "json_valid needs json.loads to give an object; json_keys also checks each key's JSON type (section 1).")
 def _ex06_2(value):
     from . import evaluate
 

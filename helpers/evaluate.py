@@ -12,8 +12,11 @@ Definitions (the numbers in ``runs/day2_metrics.csv`` mean exactly this):
   gets no Chinese; replies with no letters, e.g. a number, pass; JSON-only samples are
   exempt since JSON keys are language-neutral).
 * **json_valid** — on rows tagged ``json-only``: ``json.loads`` of the whole reply
-  succeeds. **json_keys** — it is an object holding every key of the reference reply
-  with the same JSON type (number, string, boolean, null, array, object).
+  succeeds and gives an object (the prompts ask for one; a bare ``27`` does not count).
+  **json_keys** — that object names no key twice and holds every key of the reference
+  reply with the same JSON type (number, string, boolean, null, array, object), an
+  integer where the reference has one (the prompt said ``integer``). Each record also
+  says ``json_repeats_key``: ``json.loads`` keeps the last of repeated keys silently.
   A split with no JSON rows reports ``n = 0`` and no value, never 0 % or 100 %.
 """
 from __future__ import annotations
@@ -168,16 +171,31 @@ def _json_type(value: Any) -> str:
     return {str: "string", list: "array", dict: "object", type(None): "null"}[type(value)]
 
 
+def _same_type(got: Any, want: Any) -> bool:
+    """Same JSON type; where the reference holds an integer, the reply must too."""
+    if _json_type(got) != _json_type(want):
+        return False
+    return not (isinstance(want, int) and not isinstance(want, bool) and not isinstance(got, int))
+
+
 def json_check(reply: str, reference: str) -> dict[str, bool]:
-    """``json_valid``: the whole reply parses; ``json_keys``: the reference's keys with their types."""
+    """``json_valid``: the whole reply parses to an object; ``json_keys``: the reference's keys, once, typed."""
+    repeated = []
+
+    def no_silent_overwrite(pairs):
+        names = [k for k, _ in pairs]
+        repeated.extend(k for k in set(names) if names.count(k) > 1)
+        return dict(pairs)
+
     try:
-        got = json.loads(reply)
+        got = json.loads(reply, object_pairs_hook=no_silent_overwrite)
     except ValueError:
-        return {"json_valid": False, "json_keys": False}
+        got = None
+    if not isinstance(got, dict):
+        return {"json_valid": False, "json_keys": False, "json_repeats_key": False}
     want = json.loads(reference)
-    keys = isinstance(got, dict) and isinstance(want, dict) and all(
-        k in got and _json_type(got[k]) == _json_type(v) for k, v in want.items())
-    return {"json_valid": True, "json_keys": bool(keys)}
+    keys = not repeated and isinstance(want, dict) and all(k in got and _same_type(got[k], v) for k, v in want.items())
+    return {"json_valid": True, "json_keys": bool(keys), "json_repeats_key": bool(repeated)}
 
 
 def json_validity(model, tok, rows: Iterable[dict], adapter: bool = True, max_new_tokens: int = 64) -> dict:

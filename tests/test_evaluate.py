@@ -48,12 +48,20 @@ def test_usability_criteria_each_can_fail(tok):
 
 def test_json_check_is_strict_and_typed():
     ref = '{"name": "Bo", "age": 7, "ok": true}'
-    assert ev.json_check('{"name":"Al","age":3.5,"ok":false}', ref) == {"json_valid": True, "json_keys": True}
-    assert ev.json_check('{"name":"Al","age":"3","ok":false}', ref) == {"json_valid": True, "json_keys": False}
-    assert ev.json_check('{"name":"Al","age":3}', ref)["json_keys"] is False
-    assert ev.json_check('{"name":"Al","age":1,"ok":1}', ref)["json_keys"] is False, "1 is a number, not a boolean"
-    assert ev.json_check('Sure! {"name":"Al"}', ref) == {"json_valid": False, "json_keys": False}
-    assert ev.json_check('[1, 2]', ref) == {"json_valid": True, "json_keys": False}
+
+    def check(reply, reference=ref):
+        got = ev.json_check(reply, reference)
+        return got["json_valid"], got["json_keys"], got["json_repeats_key"]
+
+    assert check('{"name":"Al","age":3,"ok":false}') == (True, True, False)
+    assert check('{"name":"Al","age":3.5,"ok":false}') == (True, False, False), "an integer was asked for"
+    assert check('{"price": 20}', '{"price": 20.5}') == (True, True, False), "an integer is a number"
+    assert check('{"name":"Al","age":"3","ok":false}') == (True, False, False)
+    assert check('{"name":"Al","age":3}') == (True, False, False)
+    assert check('{"name":"Al","age":1,"ok":1}')[1] is False, "1 is a number, not a boolean"
+    assert check('{"name":"Al","age":3,"ok":false,"age":4}') == (True, False, True), "a repeated key"
+    assert check('Sure! {"name":"Al"}') == (False, False, False)
+    assert check('[1, 2]') == (False, False, False) and check("27") == (False, False, False), "not an object"
 
 
 def test_token_nll_matches_transformers_loss(model, tok):

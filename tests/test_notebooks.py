@@ -28,12 +28,21 @@ def test_notebook_runs(nb, tiny_model_dir):
     print(f"{nb.name}: {seconds:.1f} s")
 
 
+# one wrongly typed parameter per notebook: the first code cell after the parameters must stop it
+WRONG_PARAMETER = {"00": ("MODEL", 5, "str, got int 5"), "01": ("MODEL", 5, "str, got int 5"),
+                   "02": ("MODEL", 5, "str, got int 5"), "03": ("N_CHECK", "12", "int, got str '12'"),
+                   "04": ("VALID_RATIO", "0.05", "float, got str '0.05'"), "05": ("R", "16", "int, got str '16'"),
+                   "06": ("N_VALID", 2.5, "int, got float 2.5"), "07": ("MODEL", 5, "str, got int 5")}
+
+
 @pytest.mark.notebook
-def test_wrong_parameter_type_fails_with_a_clear_message(tmp_path):
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_wrong_parameter_type_fails_with_a_clear_message(nb, tmp_path):
     import papermill as pm
 
-    nb = next(p for p in NOTEBOOKS if p.name.startswith("01_"))
+    name, value, message = WRONG_PARAMETER[nb.name[:2]]
     with pytest.raises(pm.PapermillExecutionError) as err:
-        course.run_notebook(nb, parameters={"MODEL": 5}, out_dir=tmp_path)
+        course.run_notebook(nb, parameters={name: value}, out_dir=tmp_path)
     assert err.value.ename == "TypeError"
-    assert "parameter MODEL must be str, got int 5" in err.value.evalue
+    assert f"parameter {name} must be {message}" in err.value.evalue
+    assert err.value.exec_count <= 3, "the check must come before any work"
