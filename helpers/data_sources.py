@@ -123,6 +123,27 @@ def read_raw(path: str | Path, *, hub: bool = False, split: str = "train") -> Da
     return load_dataset(builder, data_files=str(path), split="train", **kwargs)
 
 
+def row_lines(path: str | Path) -> list[int] | None:
+    """The line each data row of a local JSONL/CSV file starts on (blank lines and quoted
+    line breaks counted), so drop reports point at the right line; ``None`` for folders."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    if path.suffix.lower() in (".jsonl", ".json"):  # read_raw has already parsed every line
+        with path.open(encoding="utf-8") as f:
+            return [line_no for line_no, line in enumerate(f, 1) if line.strip()]
+    import csv
+
+    lines, start = [], 1
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        for record in reader:
+            if record and any(field.strip() for field in record):  # pandas skips blank lines too
+                lines.append(start)
+            start = reader.line_num + 1
+    return lines[1:]  # the first record is the header
+
+
 def _require(ds: Dataset, name: str, *groups: tuple[str, ...]) -> None:
     """Each group needs at least one of its columns, else ``ValueError`` naming file and fields."""
     for group in groups:
@@ -179,7 +200,9 @@ def _mawps_batch(batch: dict) -> dict:
         elif any(formatted[k] is None for k in wanted):
             drop = "a value in Numbers is not a number"
         number = format_number(answer)
-        if not drop and number is None:
+        if not drop and not str(answer or "").strip():
+            drop = "missing Answer"
+        elif not drop and number is None:
             drop = "Answer is not a number"
         filled = _PLACEHOLDER_RE.sub(lambda m: formatted[int(m.group(1))], q) if not drop else ""
         questions.append(_SPACE_BEFORE_PUNCT_RE.sub(r"\1", filled))
@@ -278,12 +301,16 @@ def _normalize(path, source: str, batch_fn: Callable, required: tuple, *, hub: b
     report = {"file": name, "rows_in": len(raw), "dropped": {}, "examples": {},
               "control_tokens_removed": int(column(out, "_ctrl").sum()),
               "answers_capped": int(column(out, "_capped").sum()) if "_capped" in out.column_names else 0}
+    lines = None if hub else row_lines(path)
+    if lines is not None and len(lines) != len(raw):
+        lines = None  # a layout the line counter does not follow: fall back to row numbers
     for i, reason in enumerate(column(out, "_drop")):
         if reason:
             report["dropped"][reason] = report["dropped"].get(reason, 0) + 1
             report["examples"].setdefault(reason, [])
             if len(report["examples"][reason]) < _EXAMPLES:
-                report["examples"][reason].append(f"{name}:{i + line_offset}")
+                where = f"{name}:{lines[i]}" if lines else f"{name}:{i + line_offset}"
+                report["examples"][reason].append(where)
     kept = out.filter(lambda d: not d, input_columns="_drop")
     kept = kept.map(_step1_columns, batched=True, remove_columns=kept.column_names,
                     features=Features({k: FEATURES[k] for k in NORMALIZED}))

@@ -116,6 +116,20 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
         normalize_cmath(f)
 
 
+def test_drop_reports_name_the_physical_line(tmp_path):
+    """Blank lines in JSONL and quoted line breaks in CSV move rows down; the report must follow."""
+    from helpers.data_sources import normalize_emoji
+
+    (tmp_path / "b.jsonl").write_text('{"question":"q","answer_zh":"a"}\n\n{"question":"","answer_zh":"a"}\n')
+    _, rep = normalize_emoji(tmp_path / "b.jsonl")
+    assert rep["examples"] == {"missing question": [f"{tmp_path}/b.jsonl:3"]}
+    (tmp_path / "m.csv").write_text('Question,Numbers,Equation,Answer\n"two\nlines number0",3.0,x,3\n'
+                                    '"q number0",1.0,x,1\nshort row\n"bad",1.0,x,abc\n')
+    _, rep = normalize_mawps(tmp_path / "m.csv")
+    assert rep["examples"] == {"missing Answer": [f"{tmp_path}/m.csv:5"],
+                               "Answer is not a number": [f"{tmp_path}/m.csv:6"]}
+
+
 def test_empty_file_and_missing_file(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         normalize_cmath(write(tmp_path / "empty.jsonl", []))
