@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -307,8 +308,19 @@ def export(splits: DatasetDict, out_dir: str | Path | None = None) -> dict[str, 
         splits[split].save_to_disk(str(arrow))
         files[split] = arrow
         files[f"{stem}.jsonl"] = out_dir / f"{stem}.jsonl"
-        splits[split].to_json(str(files[f"{stem}.jsonl"]), force_ascii=False, lines=True)
+        _to_jsonl(splits[split], files[f"{stem}.jsonl"])
     return files
+
+
+def _to_jsonl(ds: Dataset, path: Path) -> None:
+    ds.to_json(str(path), force_ascii=False, lines=True)
+
+
+def jsonl_md5(ds: Dataset) -> str:
+    """MD5 of ``ds`` written as ``export`` writes JSONL: equal digests, byte-identical files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _to_jsonl(ds, Path(tmp) / "rows.jsonl")
+        return hashlib.md5((Path(tmp) / "rows.jsonl").read_bytes()).hexdigest()
 
 
 # ---------------------------------------------------------------- the whole pipeline

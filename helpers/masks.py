@@ -462,6 +462,7 @@ def packing_check(model, row: dict) -> dict:
     ``with_boundaries``: the row with its restarting ``position_ids`` (how TRL feeds a
     packed batch; transformers turns them into a block-diagonal mask). ``ignoring_boundaries``:
     the same tokens as one plain causal sequence, so later samples see earlier ones.
+    ``*_by_sample``: the same, sample by sample.
     """
     import torch
 
@@ -476,9 +477,11 @@ def packing_check(model, row: dict) -> dict:
             alone.append(model(input_ids=ids[:, at:at + n], use_cache=False).logits[0].float())
             at += n
     alone = torch.cat(alone)
+    per_sample = lambda logits: [float(d.abs().max()) for d in torch.split(logits - alone, row["seq_lengths"])]
     return {"samples": len(row["seq_lengths"]), "tokens": len(row["input_ids"]),
             "with_boundaries": float((packed - alone).abs().max()),
-            "ignoring_boundaries": float((plain - alone).abs().max())}
+            "ignoring_boundaries": float((plain - alone).abs().max()),
+            "with_by_sample": per_sample(packed), "ignoring_by_sample": per_sample(plain)}
 
 
 # ----------------------------------------------------------------------------- synthetic conversations

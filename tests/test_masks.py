@@ -221,3 +221,7 @@ def test_packed_samples_do_not_attend_to_each_other(tok, ours, tiny_model_dir):
     check = masks.packing_check(model, row)
     assert check["with_boundaries"] < 1e-3, check
     assert check["ignoring_boundaries"] > 1e-2, check
+    assert len(check["ignoring_by_sample"]) == len(check["with_by_sample"]) == check["samples"] > 1
+    assert max(check["with_by_sample"]) == check["with_boundaries"]
+    assert check["ignoring_by_sample"][0] < 1e-3, "the first sample has nothing before it to see"
+    assert min(check["ignoring_by_sample"][1:]) > 1e-2, check
