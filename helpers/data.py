@@ -435,12 +435,13 @@ class Pipeline:
     def token_stats(self, tokenizer="tiny-qwen3", per_pool: int = 500) -> dict[str, np.ndarray]:
         """Token lengths per pool with the course tokenizer (seeded sample of ``per_pool`` rows)."""
         from . import load_tokenizer
-        from .data_report import length_stats, token_lengths
+        from .data_report import length_histogram, length_stats, token_lengths
 
         tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
         full = concatenate_datasets([self.splits["train"], self.splits["validation"]])
         lengths = token_lengths(full, tok, per_pool=per_pool, seed=self.seed)
         self.report["token_lengths"] = length_stats(lengths)
+        self.report["token_length_histogram"] = length_histogram(lengths)
         return lengths
 
     def save_report(self, path: str | Path | None = None) -> Path:
@@ -464,9 +465,43 @@ class Pipeline:
         return self.report
 
 
-def build(out_dir: str | Path | None = None, *, tokenizer="tiny-qwen3", **options) -> dict:
-    """Run the whole pipeline (``Pipeline(**options).run()``); returns the report."""
-    return Pipeline(out_dir=out_dir, **options).run(tokenizer=tokenizer)
+def build(out_dir: str | Path | None = None, *, tokenizer="tiny-qwen3", show: bool = False, **options) -> dict:
+    """Run the whole pipeline (``Pipeline(**options).run()``); returns the report, printed with ``show``."""
+    report = Pipeline(out_dir=out_dir, **options).run(tokenizer=tokenizer)
+    if show:
+        print(summary(report))
+    return report
+
+
+def summary(report: dict) -> str:
+    """The build report as text: rows per pool per step, drops by reason, the mix, token lengths."""
+    import pandas as pd
+
+    from .data_report import drops_table, mix_table, steps_table
+
+    parts = [("rows per pool after each step", steps_table(report)),
+             ("drops", drops_table(report).drop(columns="examples")),
+             ("mix: requested vs realised", mix_table(report["mix"]))]
+    if report.get("token_lengths"):
+        parts.append(("token lengths (course tokenizer)", pd.DataFrame(report["token_lengths"]).T))
+    return "\n\n".join(f"{title}\n{table.to_string()}" for title, table in parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.data [--strategy resample] [--seed 7] [--out DIR]``: build and print the report."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the course's mixed SFT set from data/ and print its report.")
+    parser.add_argument("--strategy", default="interleave", choices=STRATEGIES)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    import datasets
+
+    datasets.disable_progress_bars()
+    report = build(args.out, strategy=args.strategy, seed=args.seed, show=True)
+    print(f"\nwritten: {', '.join(report['files'].values())} and report.json")
+    return 0
 
 
 def load_splits(path: str | Path | None = None) -> DatasetDict:
@@ -478,3 +513,9 @@ def load_splits(path: str | Path | None = None) -> DatasetDict:
 
 
 from .data_report import validate  # noqa: E402  (public here: ``helpers.data.validate``)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -133,6 +133,14 @@ def length_stats(lengths: dict[str, np.ndarray]) -> dict[str, dict]:
                 "p95": int(np.percentile(v, 95)), "max": int(v.max())} for p, v in lengths.items() if len(v)}
 
 
+def length_histogram(lengths: dict[str, np.ndarray], bins: int = 30) -> dict:
+    """Counts per pool over shared log-spaced token-length bins (what ``plot_lengths`` draws)."""
+    top = max((int(v.max()) for v in lengths.values() if len(v)), default=16)
+    edges = np.geomspace(8, max(top, 16) * 1.05, bins)
+    return {"edges": [round(float(e), 1) for e in edges],
+            "counts": {p: np.histogram(v, bins=edges)[0].tolist() for p, v in lengths.items()}}
+
+
 # ---------------------------------------------------------------- tables and pictures
 
 def steps_table(report: dict):
@@ -185,8 +193,7 @@ def plot_lengths(lengths: dict[str, np.ndarray], ax=None, bins: int = 30):
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(7, 3))[1]
-    top = max(int(v.max()) for v in lengths.values() if len(v))
-    edges = np.geomspace(8, max(top, 16) * 1.05, bins)
+    edges = length_histogram(lengths, bins)["edges"]
     for pool, v in lengths.items():
         ax.hist(v, bins=edges, alpha=0.6, label=pool)
     ax.set_xscale("log")

@@ -395,3 +395,16 @@ def test_token_stats_and_report_json(built, tok):
 def test_column_helper_matches_python_access():
     ds = pool("a", 5).shuffle(seed=0)
     assert column(ds, "id").tolist() == ds["id"][:]
+
+
+def test_build_prints_its_report_and_keeps_a_length_histogram(tmp_path, capsys):
+    assert data.main(["--out", str(tmp_path / "built")]) == 0
+    out = capsys.readouterr().out
+    for title in ("rows per pool after each step", "drops", "mix: requested vs realised", "token lengths"):
+        assert title in out
+    report = json.loads((tmp_path / "built" / "report.json").read_text())
+    hist = report["token_length_histogram"]
+    assert len(hist["edges"]) == 30 and set(hist["counts"]) == set(report["token_lengths"])
+    for pool, counts in hist["counts"].items():
+        assert len(counts) == 29 and sum(counts) == report["token_lengths"][pool]["n"], pool
+
