@@ -129,3 +129,24 @@ def test_parameter_type_check():
         params.check(STEPS=("3", int))
     with pytest.raises(TypeError, match="must be int, got bool"):
         params.check(STEPS=(True, int))
+
+
+def test_pretraining_corpus_holds_no_json_reply():
+    """The base may learn the words but never JSON syntax: no assistant reply parses to an object or array,
+    and none holds a brace or a bracket (issue: JSON-validity must come from the fine-tune)."""
+    import json
+
+    from helpers.fixtures import corpus, model as fx_model
+
+    recipe = fx_model.RECIPE
+    rows = corpus.make_corpus(recipe["corpus_size"], recipe["seed"], recipe["corpus_course_share"])
+    replies = [m["content"] for conv in rows for m in conv if m["role"] == "assistant"]
+    assert len(replies) > 1000
+
+    def parses_to_a_container(text):
+        try:
+            return isinstance(json.loads(text), (dict, list))
+        except ValueError:
+            return False
+
+    assert not [r for r in replies if parses_to_a_container(r) or any(ch in r for ch in "{}[]")][:3]
