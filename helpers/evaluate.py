@@ -275,8 +275,14 @@ def comparison(base: list[dict], tuned: list[dict], buckets_shown: Iterable[str]
 
 def write_results(run_id: str, model_name: str, adapter: str, runs: dict[str, list[dict]],
                   csv_path: Path | None = None) -> Path:
-    """Append every (label, metric, bucket) to ``runs/day2_metrics.csv``; log generations to ``eval/<run>/``."""
+    """Append every (label, metric, bucket) to ``runs/day2_metrics.csv``; log generations to ``eval/<run>/``.
+
+    ``n`` is the number of rows a rate is over, and for ``perplexity`` the number of trained
+    tokens; an adapter inside the project is written relative to it (the file travels).
+    """
     csv_path = Path(csv_path or paths.output_dir("runs") / METRICS_CSV)
+    if adapter and Path(adapter).resolve().is_relative_to(paths.PROJECT_ROOT.resolve()):
+        adapter = str(Path(adapter).resolve().relative_to(paths.PROJECT_ROOT.resolve()))
     fresh = not csv_path.exists()
     with open(csv_path, "a", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

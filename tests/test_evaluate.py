@@ -103,8 +103,18 @@ def test_write_results_appends_csv_and_logs(model, tok, tmp_path, monkeypatch):
     assert {r["run_id"] for r in rows} == {"r1", "r2"}
     json_row = next(r for r in rows if r["metric"] == "json_valid" and r["bucket"] == "all")
     assert json_row["n"] == "1" and json_row["value"] in ("0", "1")
+    ppl_row = next(r for r in rows if r["metric"] == "perplexity" and r["bucket"] == "all")
+    assert int(ppl_row["n"]) == sum(r["tokens"] for r in records) > len(records), "perplexity n = trained tokens"
     logged = [json.loads(x) for x in open(tmp_path / "eval" / "r2" / "base.jsonl")]
     assert [r["id"] for r in logged] == ["a", "b", "c"]
+    inside = helpers.paths.PROJECT_ROOT / "checkpoints" / "sft-lora-x"
+    no_json = [r for r in records if ev.JSON_TAG not in r["tags"]]
+    ev.write_results("r3", "tiny-qwen3", str(inside), {"base": no_json, "tuned": no_json}, csv_path=path)
+    r3 = [r for r in csv.DictReader(open(path)) if r["run_id"] == "r3"]
+    assert {r["adapter"] for r in r3 if r["variant"] == "tuned"} == {"checkpoints/sft-lora-x"}
+    assert {r["adapter"] for r in r3 if r["variant"] == "base"} == {""}
+    empty = next(r for r in r3 if r["metric"] == "json_valid" and r["bucket"] == "all")
+    assert empty["n"] == "0" and empty["value"] == "", "no JSON rows: n = 0 and no value"
 
 
 def test_adapter_errors(model, tmp_path):
