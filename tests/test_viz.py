@@ -87,9 +87,19 @@ def test_committed_packing_figure_exists():
     assert data[:8] == PNG_MAGIC and len(data) > 20_000
 
 
-def test_mask_explorer_redraws_without_a_kernel(tok):
-    box = widgets.mask_explorer(tok, templates.load_examples())
+def test_mask_explorer_redraws_without_a_kernel(tok, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    examples = templates.load_examples()
+    box = widgets.mask_explorer(tok, examples)
     pick, policy = box.children[0].children
     policy.value = "last_assistant"
     pick.value = "tool-0201"
     assert policy.options == masks.POLICIES and pick.value == "tool-0201"
+    row = examples["tool-0201"]
+    want = masks.build_labels(tok, row["messages"], row.get("tools"), policy="last_assistant")
+    trained = sum(lab != masks.IGNORE_INDEX for lab in want["labels"])
+    html = shown[-1].data   # what the widget drew last, for the choices just made
+    assert f"<b>{trained} trained</b>" in html and "tool-0201" in html
