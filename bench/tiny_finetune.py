@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train()
     seconds = time.perf_counter() - start
     json_tuned, ppl_tuned = measure(True)
-    line = (f"| {cfg.lr:g} | {trainer.state.global_step} | {seconds:.0f} | {json_base:.0%} → {json_tuned:.0%} "
+    line = (f"| {cfg.lr:.0e} ({time.strftime('%m-%d')}) | {trainer.state.global_step} | {seconds:.0f} | {json_base:.0%} → {json_tuned:.0%} "
             f"| {ppl_base:,.0f} → {ppl_tuned:.2f} |")
     if not RESULTS.exists():
         RESULTS.write_text("# tiny-qwen3: QLoRA (cpu-tiny) on the course mix, 2-core CPU\n\n"
