@@ -104,3 +104,50 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
     out["overhead"] = OVERHEAD_GiB
     out["total"] = sum(out.values())
     return out
+
+
+# ----------------------------------------------------------------------------- notebook 05's tables
+GPU_BENCH = "bench/results/gpu_shape_bench.json"
+_LADDER_START = dict(r=16, batch=1, seq=2048, gradient_checkpointing=False, fused_head=True, optim="adamw_torch")
+_COURSE_GPU = dict(seq=1024, gradient_checkpointing=True, optim="adamw_8bit")
+
+
+def _qwen3_4b_gib(**changes) -> float:
+    return round(estimate(QWEN3_4B, **{**_LADDER_START, **changes})["total"], 2)
+
+
+def oom_ladder() -> list[tuple[str, float]]:
+    """The seed's order of things to try when memory runs out, with estimated Qwen3-4B peaks
+    (transformers + bitsandbytes + TRL's chunked loss), each step on top of the ones before."""
+    return [("start: batch 1, seq 2048, no checkpointing, r=16, adamw_torch", _qwen3_4b_gib()),
+            ("1. max_length 2048 → 1024", _qwen3_4b_gib(seq=1024)),
+            ("2. keep the effective batch with grad-accum 8 → 16 (batch stays 1)", _qwen3_4b_gib(seq=1024)),
+            ("   + gradient checkpointing", _qwen3_4b_gib(seq=1024, gradient_checkpointing=True)),
+            ("   + 8-bit AdamW moments (adamw_torch → adamw_8bit)", _qwen3_4b_gib(**_COURSE_GPU)),
+            ("3. lower r 16 → 8 (and alpha)", _qwen3_4b_gib(**_COURSE_GPU, r=8))]
+
+
+def batch_table(effective: int = 16) -> list[dict]:
+    """Per-device batch × grad-accum splits of one effective batch, with the estimated peak at 1024 tokens."""
+    rows = []
+    for b in (1, 2, 4, 8):
+        g = effective // b
+        rows.append({"config": f"{b}×{g}", "per_device_batch": b, "grad_accum": g, "effective": b * g,
+                     "est. peak GiB @1024": _qwen3_4b_gib(**_COURSE_GPU, batch=b),
+                     "optimizer updates per 1k samples": 1000 // (b * g)})
+    return rows
+
+
+def load_gpu_bench(path: str | None = None) -> dict | None:
+    """The committed GPU benchmark (``bench/gpu_shape_bench.py``): meta, the rows that ran, the
+    SFTTrainer run and the checks; ``None`` before anyone has run it."""
+    import json
+
+    from . import paths
+
+    file = paths.PROJECT_ROOT / (path or GPU_BENCH)
+    if not file.is_file():
+        return None
+    res = json.loads(file.read_text(encoding="utf-8"))
+    return {"meta": res["meta"], "rows": [r for r in res["rows"] if r.get("ok")], "sft": res.get("sft") or {},
+            "problems": res.get("problems") or []}
