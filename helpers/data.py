@@ -491,13 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m helpers.data [--strategy resample] [--seed 7] [--out DIR]``: build and print the report."""
     import argparse
 
+    import datasets
+
     parser = argparse.ArgumentParser(description="Build the course's mixed SFT set from data/ and print its report.")
     parser.add_argument("--strategy", default="interleave", choices=STRATEGIES)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    import datasets
-
     datasets.disable_progress_bars()
     report = build(args.out, strategy=args.strategy, seed=args.seed, show=True)
     print(f"\nwritten: {', '.join(report['files'].values())} and report.json")

@@ -477,11 +477,11 @@ def packing_check(model, row: dict) -> dict:
             alone.append(model(input_ids=ids[:, at:at + n], use_cache=False).logits[0].float())
             at += n
     alone = torch.cat(alone)
-    per_sample = lambda logits: [float(d.abs().max()) for d in torch.split(logits - alone, row["seq_lengths"])]
+    with_, ignoring = ([float(d.abs().max()) for d in torch.split(logits - alone, row["seq_lengths"])]
+                       for logits in (packed, plain))
     return {"samples": len(row["seq_lengths"]), "tokens": len(row["input_ids"]),
-            "with_boundaries": float((packed - alone).abs().max()),
-            "ignoring_boundaries": float((plain - alone).abs().max()),
-            "with_by_sample": per_sample(packed), "ignoring_by_sample": per_sample(plain)}
+            "with_boundaries": max(with_), "ignoring_boundaries": max(ignoring),
+            "with_by_sample": with_, "ignoring_by_sample": ignoring}
 
 
 # ----------------------------------------------------------------------------- synthetic conversations
