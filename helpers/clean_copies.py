@@ -34,8 +34,8 @@ def student_exercises(folder: Path = STUDENT_NOTEBOOKS) -> dict[str, str]:
     out = {}
     for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
         for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-            if "exercise" in cell.get("metadata", {}).get("tags", []) and _exercise_key(cell):
-                out[_exercise_key(cell)] = _source(cell)
+            if "exercise" in cell.get("metadata", {}).get("tags", []) and (key := _exercise_key(cell)):
+                out[key] = _source(cell)
     return out
 
 

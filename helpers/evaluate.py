@@ -281,8 +281,9 @@ def write_results(run_id: str, model_name: str, adapter: str, runs: dict[str, li
     tokens; an adapter inside the project is written relative to it (the file travels).
     """
     csv_path = Path(csv_path or paths.output_dir("runs") / METRICS_CSV)
-    if adapter and Path(adapter).resolve().is_relative_to(paths.PROJECT_ROOT.resolve()):
-        adapter = str(Path(adapter).resolve().relative_to(paths.PROJECT_ROOT.resolve()))
+    root, where = paths.PROJECT_ROOT.resolve(), Path(adapter).resolve() if adapter else None
+    if where and where.is_relative_to(root):
+        adapter = str(where.relative_to(root))
     fresh = not csv_path.exists()
     with open(csv_path, "a", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

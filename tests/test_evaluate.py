@@ -135,10 +135,15 @@ def test_chat_cli_does_not_block_without_a_terminal():
     assert out.returncode == 0 and "not a TTY" in out.stdout
 
 
+def _env_outside_a_kernel() -> dict:
+    """This process's environment without what a Jupyter kernel passes to its children."""
+    return {k: v for k, v in os.environ.items() if k not in ("JPY_PARENT_PID", "MPLBACKEND")}
+
+
 def test_chat_cli_does_not_block_under_a_notebook_cell():
     """``!python -m helpers.chat`` in Jupyter: a pty (stdin is a TTY) inside a kernel's environment."""
     pexpect = pytest.importorskip("pexpect")
-    env = {k: v for k, v in os.environ.items() if k not in ("JPY_PARENT_PID", "MPLBACKEND")}
+    env = _env_outside_a_kernel()
     for extra in ({"JPY_PARENT_PID": "12345"}, {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}):
         child = pexpect.spawn(sys.executable, ["-m", "helpers.chat"], env={**env, **extra}, encoding="utf-8",
                               timeout=60)
@@ -150,7 +155,7 @@ def test_chat_cli_does_not_block_under_a_notebook_cell():
 
 def test_chat_cli_talks_in_a_terminal(tiny_model_dir):
     pexpect = pytest.importorskip("pexpect")
-    env = {k: v for k, v in os.environ.items() if k not in ("JPY_PARENT_PID", "MPLBACKEND")}
+    env = _env_outside_a_kernel()
     child = pexpect.spawn(sys.executable, ["-m", "helpers.chat", "--max-new-tokens", "8"], env=env, encoding="utf-8",
                           timeout=90)
     child.expect("you> ")
