@@ -8,6 +8,8 @@ peak ≈ base weights + LoRA (weights, grads, AdamW states) + activations + logi
   moments in fp32 (``adamw_torch``, 16 bytes a parameter) or 8-bit (``adamw_8bit``, 10 bytes);
 * activations: with gradient checkpointing one bf16 hidden state per layer and token,
   plus one layer's working set while it is recomputed; without it, every layer's set;
+  unsloth offloads those hidden states to CPU RAM, leaving the recompute working set
+  (its MLP part one tile wide with ``tiled_mlp``);
 * logits: a plain ``transformers`` forward materialises ``tokens × vocab`` logits and
   their fp32 loss/gradient copies (the calibrated ``LOGIT_BYTES`` per entry); unsloth and
   TRL's fused LM head compute the loss in chunks, so that term nearly vanishes.
@@ -26,6 +28,11 @@ LOGIT_BYTES = 14  # bf16 logits + fp32 upcast + fp32 log-softmax + grads, per vo
 CHUNK_TOKENS = 128  # a fused/chunked head keeps about one fp32 [tokens, vocab] tile and its gradient
 OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
 LORA_BYTES = {"adamw_torch": 16, "adamw_8bit": 10}  # per LoRA parameter: weight + grad + 2 moments
+# unsloth with checkpointing, at the backward's peak, per token: bf16 tensors the size of the hidden
+# state (residual, norms, Q/K/V/O and their gradients, offload buffers) and of the MLP's inner width
+# (gate, up, their product, its gradient); fitted to the H200 rows of bench/results (within 4 %)
+UNSLOTH_HIDDEN_PER_TOKEN = 22
+UNSLOTH_MLP_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -70,12 +77,13 @@ def lora_params(shape: Shape, r: int, targets=PROJECTIONS) -> int:
 
 def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, seq: int = 1024,
              bits: float = NF4_BITS, gradient_checkpointing: bool = True, path: str = "bnb",
-             fused_head: bool | None = None, optim: str = "adamw_torch") -> dict[str, float]:
+             fused_head: bool | None = None, optim: str = "adamw_torch", tiled_mlp: bool = False) -> dict[str, float]:
     """Estimated peak GPU memory in GiB, by component; ``path`` is "unsloth" or "bnb".
 
     ``fused_head`` (default: True for unsloth, False for bnb) says whether the loss is
     computed in chunks (unsloth, TRL's SFTTrainer) or from full logits (plain transformers);
-    ``optim`` is ``"adamw_torch"`` or ``"adamw_8bit"`` (bitsandbytes' 8-bit moments).
+    ``optim`` is ``"adamw_torch"`` or ``"adamw_8bit"`` (bitsandbytes' 8-bit moments);
+    ``tiled_mlp`` (unsloth only) runs the MLP in tiles of ``hidden`` tokens in backward.
     """
     if path not in ("unsloth", "bnb"):
         raise ValueError(f"path must be 'unsloth' or 'bnb', got {path!r}")
@@ -92,9 +100,14 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
     tokens = batch * seq
     q, kv, h, i = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.hidden, shape.intermediate
     layer_set = tokens * (8 * h + 2 * q + 2 * kv + 5 * i) * 2  # bf16 tensors autograd keeps for one layer
-    if path == "unsloth":
-        layer_set //= 16  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep far fewer intermediates
-    if gradient_checkpointing:
+    if path == "unsloth" and gradient_checkpointing:
+        # unsloth offloads the checkpointed hidden states to CPU RAM; what stays is one layer's
+        # recompute working set, the MLP part only for one tile of ``hidden`` tokens when tiled
+        mlp_tokens = min(tokens, h) if tiled_mlp else tokens
+        acts = (tokens * UNSLOTH_HIDDEN_PER_TOKEN * h + mlp_tokens * UNSLOTH_MLP_PER_TOKEN * i) * 2
+    elif path == "unsloth":
+        acts = shape.layers * layer_set // 16  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep fewer intermediates
+    elif gradient_checkpointing:
         acts = shape.layers * tokens * h * 2 + layer_set
     else:
         acts = shape.layers * layer_set
@@ -140,7 +153,7 @@ def batch_table(effective: int = 16) -> list[dict]:
 
 def load_gpu_bench(path: str | None = None) -> dict | None:
     """The committed GPU benchmark (``bench/gpu_shape_bench.py``): meta, the rows that ran, the
-    SFTTrainer run and the checks; ``None`` before anyone has run it."""
+    course-vs-plain ratios, the SFTTrainer run and the checks; ``None`` before anyone has run it."""
     import json
 
     from . import paths
@@ -150,4 +163,4 @@ def load_gpu_bench(path: str | None = None) -> dict | None:
         return None
     res = json.loads(file.read_text(encoding="utf-8"))
     return {"meta": res["meta"], "rows": [r for r in res["rows"] if r.get("ok")], "sft": res.get("sft") or {},
-            "problems": res.get("problems") or []}
+            "ratios": res.get("ratios") or [], "problems": res.get("problems") or []}

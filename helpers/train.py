@@ -56,6 +56,9 @@ class TrainConfig:
     grad_accum: int = 16
     packing: bool = True
     gradient_checkpointing: bool = True
+    # unsloth only: run each MLP in token tiles during backward (less memory for long micro-batches,
+    # one more MLP forward per layer; bench/results/gpu_shape_bench.md measures both)
+    tiled_mlp: bool = False
     # optimiser and schedule
     lr: float = 2e-4
     warmup: float = 0.03
@@ -187,6 +190,8 @@ def build_model(cfg: TrainConfig, path: TrainPath | None = None):
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import set_seed
 
+    if cfg.tiled_mlp:
+        warnings.warn(f"tiled_mlp is an unsloth feature; route {path.name} trains without it", stacklevel=2)
     model, tok = load_base(cfg, path)
     if cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
@@ -207,14 +212,35 @@ def _build_unsloth(cfg: TrainConfig):
 
     model, tok = FastLanguageModel.from_pretrained(
         model_name=resolve(cfg.model), max_seq_length=cfg.max_length, dtype=None,
-        load_in_4bit=cfg.load_in_4bit,
+        load_in_4bit=cfg.load_in_4bit, unsloth_tiled_mlp=cfg.tiled_mlp,
     )
     model = FastLanguageModel.get_peft_model(
         model, r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none",
         target_modules=list(cfg.target_modules), random_state=cfg.seed,
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
     )
+    if cfg.tiled_mlp:
+        _fused_mlp_out_of_place(model)
     return model, tok
+
+
+def _fused_mlp_out_of_place(model) -> None:
+    """Make unsloth's fused LoRA MLP return dX in a new tensor, as unsloth does for Cohere.
+
+    In place (its default) the backward writes dX into the MLP's input; under the tiled MLP
+    that input is one tile of a tensor split in no-grad mode, so the next tile's backward
+    fails with "a view created in no_grad mode … modified inplace" (unsloth 2026.10.9).
+    """
+    from unsloth.kernels.fast_lora import apply_lora_mlp_swiglu
+
+    def forward(self, X):  # a function, not functools.partial: the tiled MLP binds it with __get__
+        return apply_lora_mlp_swiglu(self, X, inplace=False)
+
+    mlps = [m for name, m in model.named_modules() if name.endswith(".mlp") and hasattr(m, "_unsloth_forward")]
+    if not mlps:
+        raise RuntimeError("tiled_mlp: unsloth did not tile any MLP (no module has _unsloth_forward)")
+    for mlp in mlps:
+        mlp._unsloth_forward = forward
 
 
 def trainable_parameters(model) -> tuple[int, int]:

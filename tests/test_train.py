@@ -53,13 +53,31 @@ def test_estimator_against_committed_gpu_bench():
     res = memory.load_gpu_bench()
     shape = memory.Shape.from_config(SimpleNamespace(**res["meta"]["shape"]))
     rows = res["rows"] + [res["sft"]]
-    assert len(rows) == 7
+    assert len(rows) == 13
     for r in rows:
-        path = "unsloth" if r["route"] == "unsloth" else "bnb"
+        path = "unsloth" if r["route"].startswith("unsloth") else "bnb"
         fused = True if "steps" in r else None  # SFTTrainer computes its loss in chunks on either path
         batch, seq = (r["batch"], r["max_length"]) if "steps" in r else (r["batch"], r["seq"])
-        got = memory.estimate(shape, r=16, batch=batch, seq=seq, path=path, fused_head=fused, optim=r["optim"])
+        got = memory.estimate(shape, r=16, batch=batch, seq=seq, path=path, fused_head=fused, optim=r["optim"],
+                              tiled_mlp=r.get("tiled_mlp", False))
         assert abs(got["total"] - r["peak_gib"]) / r["peak_gib"] < 0.15, (r, got["total"])
+
+
+def test_estimator_tiled_mlp():
+    """unsloth's tiled MLP keeps one tile (hidden_size tokens) of the MLP's working set; nothing else changes."""
+    est = lambda **k: memory.estimate(memory.QWEN3_4B, path="unsloth", **k)["total"]  # noqa: E731
+    h, i = memory.QWEN3_4B.hidden, memory.QWEN3_4B.intermediate
+    saved = (est(batch=16, seq=1024) - est(batch=16, seq=1024, tiled_mlp=True)) * memory.GiB
+    assert saved == pytest.approx((16 * 1024 - h) * memory.UNSLOTH_MLP_PER_TOKEN * i * 2, rel=1e-9)
+    assert est(batch=1, seq=h, tiled_mlp=True) == est(batch=1, seq=h)  # one tile: nothing to save
+    bnb = dict(batch=16, seq=1024, path="bnb")
+    assert memory.estimate(memory.QWEN3_4B, **bnb, tiled_mlp=True) == memory.estimate(memory.QWEN3_4B, **bnb)
+
+
+def test_tiled_mlp_off_unsloth_warns(tiny_model_dir):
+    cfg = train.TrainConfig(model="tiny-qwen3", tiled_mlp=True, gradient_checkpointing=False)
+    with pytest.warns(UserWarning, match="tiled_mlp is an unsloth feature; route bnb-cpu trains without it"):
+        train.build_model(cfg, train.TrainPath("bnb-cpu", "test"))
 
 
 def test_oom_ladder_and_batch_table():

@@ -35,6 +35,21 @@ def _row(path, tps, peak):
 ])
 def test_target_check(course, plain, missed):
     sft = {"steps": 20}
-    problems = bench.check([_row("course", *course), _row("plain", *plain)], sft, smoke=False)
+    rows = [_row("course", *course), _row(bench.TARGET_BASELINE, *plain), _row("plain", 20000, 1.0)]
+    problems = bench.check(rows, sft, smoke=False)
     assert len(problems) == len(missed) and all(m in p for m, p in zip(missed, problems))
-    assert bench.check([_row("course", *course), _row("plain", *plain)], sft, smoke=True) == []
+    assert bench.check(rows, sft, smoke=True) == []
+
+
+def test_ratios_and_tiling_check():
+    rows = [_row("course", 18000, 6.0), _row("course-tiled", 12000, 5.0), _row("plain", 9000, 40.0),
+            _row("plain-no-amp", 4500, 40.0)]
+    got = {(t["course"], t["plain"]): (t["speedup"], t["memory_share"]) for t in bench.ratios(rows)}
+    assert got == {("course", "plain"): (2.0, 0.15), ("course", "plain-no-amp"): (4.0, 0.15),
+                   ("course-tiled", "plain"): (12000 / 9000, 0.125), ("course-tiled", "plain-no-amp"): (12000 / 4500, 0.125)}
+    for r, loss, grad in zip(rows, (12.0, 12.0, 12.1, 12.2), (0.45, 0.45, 0.4, 0.5)):
+        r.update(first_loss=loss, first_grad_norm=grad)
+    assert bench.tiling_mismatches(rows) == []  # plain rows may differ: another optimiser and dtype
+    rows[1]["first_grad_norm"] = 0.47
+    assert bench.tiling_mismatches(rows) == [
+        f"tiled MLP changes step 1 at {bench.TARGET_SHAPE}: loss 0.00e+00 apart, grad norm 4.44% apart"]
