@@ -75,19 +75,16 @@ def attention_backend(model, route: str) -> str:
     return "torch varlen" if ad._TORCH_VARLEN_ATTN is not None else "sdpa, packed rows one sample at a time"
 
 
-def memory_knobs(model, route: str) -> dict:
-    """What set the course path's memory: which checkpoint function the layers call, how many
-    hidden states unsloth offloaded to CPU, and the budget of its chunked cross-entropy."""
-    layer = next((m for m in model.modules() if getattr(m, "gradient_checkpointing", False)), None)
-    func = getattr(layer, "_gradient_checkpointing_func", None)
-    out = {"checkpoint": getattr(getattr(func, "func", func), "__name__", str(func))}
-    if route == "unsloth":
-        from unsloth_zoo import gradient_checkpointing as gc
-        from unsloth_zoo.fused_losses import cross_entropy_loss as ce
+def memory_knobs(route: str) -> dict:
+    """What set unsloth's memory: how many hidden states its checkpointing offloaded to CPU RAM
+    and the budget of its chunked cross-entropy (half the free memory, at most 4 GiB, by default)."""
+    if route != "unsloth":
+        return {}
+    from unsloth_zoo import gradient_checkpointing as gc
+    from unsloth_zoo.fused_losses import cross_entropy_loss as ce
 
-        out["offloaded_buffers"] = sum(1 for b in gc.CPU_BUFFERS if b is not None)
-        out["ce_target_gib"] = float(ce.TARGET_GB) if ce.TARGET_GB else ce._measured_target_gb()
-    return out
+    return {"offloaded_buffers": sum(1 for b in gc.CPU_BUFFERS if b is not None),
+            "ce_target_gib": float(ce.TARGET_GB) if ce.TARGET_GB else ce._measured_target_gb()}
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -166,7 +163,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
                                   path="unsloth" if route.name == "unsloth" else "bnb", optim=cfg.optim)
             reserved = torch.cuda.max_memory_reserved() / 1024**3 if cuda else None
             row.update(tokens_per_s=b * s * steps / seconds, peak_gib=peak, mem_kind=kind, reserved_gib=reserved,
-                       estimate_gib=est["total"], loss=loss.item(), ok=True, **memory_knobs(model, route.name))
+                       estimate_gib=est["total"], loss=loss.item(), ok=True, **memory_knobs(route.name))
         except torch.OutOfMemoryError as err:
             row.update(ok=False, error=f"OOM: {str(err).splitlines()[0][:200]}")
         rows.append(row)
