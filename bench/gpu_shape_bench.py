@@ -203,9 +203,9 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
             "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
 
 
-def _spawn(args: list[str], log_file: Path) -> list[dict]:
-    """Run this script as a worker process; its JSON rows come back on stdout."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+def spawn(args: list[str], log_file: Path, script: Path = Path(__file__)) -> list[dict]:
+    """Run ``script`` as a worker process; its JSON rows (lines starting with ``MARK``) come back on stdout."""
+    cmd = [sys.executable, str(script.resolve()), *args]
     with open(log_file, "a") as log:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
     rows = [json.loads(line[len(MARK):]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
@@ -351,11 +351,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for path in [] if args.sft_only else args.paths.split(","):
         print(f"▶ {path} path", flush=True)
-        rows += _spawn(["--worker", path, *common], log_file)
+        rows += spawn(["--worker", path, *common], log_file)
         write()
     if not args.no_sft:
         print("▶ SFTTrainer run", flush=True)
-        got = _spawn(["--worker", "sft", *common], log_file)
+        got = spawn(["--worker", "sft", *common], log_file)
         sft = next((r for r in got if "steps" in r), None)
         rows += [r for r in got if r.get("ok") is False]
     print(write())

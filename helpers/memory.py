@@ -3,19 +3,21 @@
 peak ≈ base weights + LoRA (weights, grads, AdamW states) + activations + logits + overhead
 
 * base weights: the 7 projections of every layer at ``bits`` (NF4 with double quant is
-  4.127 bits per weight), the embedding (and an untied LM head) in bf16;
+  4.127 bits per weight) and the embedding (and an untied LM head): bf16 on unsloth, fp32 on
+  the bitsandbytes path, where ``prepare_model_for_kbit_training`` upcasts them;
 * LoRA: ``r·(in+out)`` per targeted projection: fp32 weight and grad, and the two AdamW
   moments in fp32 (``adamw_torch``, 16 bytes a parameter) or 8-bit (``adamw_8bit``, 10 bytes);
-* activations: with gradient checkpointing one bf16 hidden state per layer and token,
-  plus one layer's working set while it is recomputed; without it, every layer's set;
-  unsloth offloads those hidden states to CPU RAM, leaving the recompute working set
-  (its MLP part one tile wide with ``tiled_mlp``);
-* logits: a plain ``transformers`` forward materialises ``tokens × vocab`` logits and
-  their fp32 loss/gradient copies (the calibrated ``LOGIT_BYTES`` per entry); unsloth and
-  TRL's fused LM head compute the loss in chunks, so that term nearly vanishes.
+* activations, bitsandbytes path: the residual stream is fp32 (it starts at the fp32
+  embedding); with gradient checkpointing one hidden state per layer and token plus one
+  layer's working set while it is recomputed, without it every layer's set;
+  unsloth offloads the checkpointed hidden states to CPU RAM, leaving the recompute working
+  set (its MLP part one tile wide with ``tiled_mlp``);
+* logits: a plain ``transformers`` loop materialises ``tokens × vocab`` logits and their
+  loss/gradient copies (``LOGIT_BYTES`` per entry); under ``SFTTrainer`` the bitsandbytes
+  path measured ``TRAINER_LOGIT_BYTES``; unsloth's chunked loss keeps about one tile.
 
-Calibrated on one H200 against COURSE.md's "Speed" table and bench/results; it
-is an estimate — ``bench/gpu_shape_bench.py`` prints it beside each measured peak.
+The constants are fitted to the H200 runs in ``bench/results`` (``gpu_shape_bench`` and
+``oom_ladder``), which print this estimate beside each measured peak.
 """
 from __future__ import annotations
 
@@ -24,8 +26,11 @@ from dataclasses import dataclass
 GiB = 1024**3
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NF4_BITS = 4.127  # 4-bit codes + 8-bit absmax per 64 weights, itself quantised (double quant)
-LOGIT_BYTES = 14  # bf16 logits + fp32 upcast + fp32 log-softmax + grads, per vocab entry (calibrated)
-CHUNK_TOKENS = 128  # a fused/chunked head keeps about one fp32 [tokens, vocab] tile and its gradient
+LOGIT_BYTES = 11  # plain loop: logits, their fp32 upcast, log-softmax and gradient, per vocab entry (fitted)
+TRAINER_LOGIT_BYTES = 0.6  # SFTTrainer on the bitsandbytes path, per token and vocab entry (fitted)
+CHUNK_TOKENS = 128  # unsloth's chunked loss keeps about one fp32 [tokens, vocab] tile and its gradient
+BNB_FP32_HIDDEN_PER_LAYER = 14  # fp32 hidden-sized tensors autograd keeps per layer and token (residual,
+#                                 RMSNorm's fp32 internals, their gradients) on the bitsandbytes path (fitted)
 OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
 LORA_BYTES = {"adamw_torch": 16, "adamw_8bit": 10}  # per LoRA parameter: weight + grad + 2 moments
 # unsloth with checkpointing, at the backward's peak, per token: bf16 tensors the size of the hidden
@@ -80,8 +85,9 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
              fused_head: bool | None = None, optim: str = "adamw_torch", tiled_mlp: bool = False) -> dict[str, float]:
     """Estimated peak GPU memory in GiB, by component; ``path`` is "unsloth" or "bnb".
 
-    ``fused_head`` (default: True for unsloth, False for bnb) says whether the loss is
-    computed in chunks (unsloth, TRL's SFTTrainer) or from full logits (plain transformers);
+    ``fused_head`` (default: True for unsloth, False for bnb) says whether the loss head is
+    unsloth's chunked one or, on the bnb path, TRL's ``SFTTrainer`` (True) rather than a plain
+    ``transformers`` loop with full logits (False);
     ``optim`` is ``"adamw_torch"`` or ``"adamw_8bit"`` (bitsandbytes' 8-bit moments);
     ``tiled_mlp`` (unsloth only) runs the MLP in tiles of ``hidden`` tokens in backward.
     """
@@ -95,23 +101,28 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
     dims = shape.projection_dims()
     linear = shape.layers * sum(i * o for i, o in dims.values())
     embed = shape.vocab * shape.hidden * (1 if shape.tied else 2)
-    weights = linear * bits / 8 + embed * 2
+    full = 2 if path == "unsloth" else 4  # bytes of the embedding and the residual stream
+    weights = linear * bits / 8 + embed * full
     lora = lora_params(shape, r, targets) * LORA_BYTES[optim]
     tokens = batch * seq
     q, kv, h, i = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim, shape.hidden, shape.intermediate
-    layer_set = tokens * (8 * h + 2 * q + 2 * kv + 5 * i) * 2  # bf16 tensors autograd keeps for one layer
+    inner = (2 * q + 2 * kv + 5 * i) * 2  # bf16 attention and MLP tensors autograd keeps per layer and token
     if path == "unsloth" and gradient_checkpointing:
         # unsloth offloads the checkpointed hidden states to CPU RAM; what stays is one layer's
         # recompute working set, the MLP part only for one tile of ``hidden`` tokens when tiled
         mlp_tokens = min(tokens, h) if tiled_mlp else tokens
         acts = (tokens * UNSLOTH_HIDDEN_PER_TOKEN * h + mlp_tokens * UNSLOTH_MLP_PER_TOKEN * i) * 2
-    elif path == "unsloth":
-        acts = shape.layers * layer_set // 16  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep fewer intermediates
-    elif gradient_checkpointing:
-        acts = shape.layers * tokens * h * 2 + layer_set
+    elif path == "unsloth":  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep far fewer intermediates
+        acts = shape.layers * tokens * (8 * h * 2 + inner) // 16
     else:
-        acts = shape.layers * layer_set
-    logits = min(tokens, CHUNK_TOKENS) * shape.vocab * 8 if fused else tokens * shape.vocab * LOGIT_BYTES
+        layer_set = tokens * (BNB_FP32_HIDDEN_PER_LAYER * h * 4 + inner)
+        acts = shape.layers * tokens * h * full + layer_set if gradient_checkpointing else shape.layers * layer_set
+    if not fused:
+        logits = tokens * shape.vocab * LOGIT_BYTES
+    elif path == "unsloth":
+        logits = min(tokens, CHUNK_TOKENS) * shape.vocab * 8
+    else:
+        logits = tokens * shape.vocab * TRAINER_LOGIT_BYTES
     parts = {"weights": weights, "lora+optimizer": lora, "activations": acts, "logits": logits}
     out = {k: v / GiB for k, v in parts.items()}
     out["overhead"] = OVERHEAD_GiB
@@ -121,46 +132,74 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
 
 # ----------------------------------------------------------------------------- notebook 05's tables
 GPU_BENCH = "bench/results/gpu_shape_bench.json"
+LADDER_BENCH = "bench/results/oom_ladder.json"
 _LADDER_START = dict(r=16, batch=1, seq=2048, gradient_checkpointing=False, fused_head=True, optim="adamw_torch")
 _COURSE_GPU = dict(seq=1024, gradient_checkpointing=True, optim="adamw_8bit")
+# the seed's order of things to try when memory runs out, each step on top of the ones before
+_LADDER = [("start: batch 1, seq 2048, no checkpointing, r=16, adamw_torch", {}),
+           ("1. max_length 2048 → 1024", dict(seq=1024)),
+           ("2. keep the effective batch with grad-accum 8 → 16 (batch stays 1)", dict(seq=1024)),
+           ("   + gradient checkpointing", dict(seq=1024, gradient_checkpointing=True)),
+           ("   + 8-bit AdamW moments (adamw_torch → adamw_8bit)", _COURSE_GPU),
+           ("3. lower r 16 → 8 (and alpha)", dict(**_COURSE_GPU, r=8))]
+BATCHES = (1, 2, 4, 8)
 
 
-def _qwen3_4b_gib(**changes) -> float:
-    return round(estimate(QWEN3_4B, **{**_LADDER_START, **changes})["total"], 2)
+def ladder_configs() -> list[tuple[str, dict]]:
+    """(step, full ``estimate`` settings) for each rung of the OOM ladder on Qwen3-4B."""
+    return [(step, {**_LADDER_START, **changes}) for step, changes in _LADDER]
 
 
-def oom_ladder() -> list[tuple[str, float]]:
-    """The seed's order of things to try when memory runs out, with estimated Qwen3-4B peaks
-    (transformers + bitsandbytes + TRL's chunked loss), each step on top of the ones before."""
-    return [("start: batch 1, seq 2048, no checkpointing, r=16, adamw_torch", _qwen3_4b_gib()),
-            ("1. max_length 2048 → 1024", _qwen3_4b_gib(seq=1024)),
-            ("2. keep the effective batch with grad-accum 8 → 16 (batch stays 1)", _qwen3_4b_gib(seq=1024)),
-            ("   + gradient checkpointing", _qwen3_4b_gib(seq=1024, gradient_checkpointing=True)),
-            ("   + 8-bit AdamW moments (adamw_torch → adamw_8bit)", _qwen3_4b_gib(**_COURSE_GPU)),
-            ("3. lower r 16 → 8 (and alpha)", _qwen3_4b_gib(**_COURSE_GPU, r=8))]
+def batch_configs(effective: int = 16) -> list[tuple[str, int, dict]]:
+    """(``b×g`` label, grad-accum g, ``estimate`` settings) for per-device batches b of one effective batch."""
+    return [(f"{b}×{effective // b}", effective // b, {**_LADDER_START, **_COURSE_GPU, "batch": b}) for b in BATCHES]
 
 
-def batch_table(effective: int = 16) -> list[dict]:
-    """Per-device batch × grad-accum splits of one effective batch, with the estimated peak at 1024 tokens."""
-    rows = []
-    for b in (1, 2, 4, 8):
-        g = effective // b
-        rows.append({"config": f"{b}×{g}", "per_device_batch": b, "grad_accum": g, "effective": b * g,
-                     "est. peak GiB @1024": _qwen3_4b_gib(**_COURSE_GPU, batch=b),
-                     "optimizer updates per 1k samples": 1000 // (b * g)})
-    return rows
+def config_key(settings: dict) -> str:
+    """One string per distinct setting, the key measured peaks are stored under."""
+    return ",".join(f"{k}={settings[k]}" for k in sorted(settings))
+
+
+def _qwen3_4b_gib(settings: dict) -> float:
+    return round(estimate(QWEN3_4B, **settings)["total"], 2)
+
+
+def _measured(path: str | None = None) -> dict[str, float]:
+    res = _read_bench(path or LADDER_BENCH)
+    return {r["key"]: round(r["peak_gib"], 2) for r in res["runs"] if r.get("ok")} if res else {}
+
+
+def oom_ladder(path: str | None = None) -> list[dict]:
+    """The seed's OOM ladder for Qwen3-4B (transformers + bitsandbytes + TRL's chunked loss): the
+    estimated peak of each rung and, where ``bench/oom_ladder_bench.py`` has run, the measured one."""
+    measured = _measured(path)
+    return [{"step": step, "est. peak GiB": _qwen3_4b_gib(c), "measured peak GiB": measured.get(config_key(c))}
+            for step, c in ladder_configs()]
+
+
+def batch_table(effective: int = 16, path: str | None = None) -> list[dict]:
+    """Per-device batch × grad-accum splits of one effective batch at 1024 tokens: estimated and measured peaks."""
+    measured = _measured(path)
+    return [{"config": label, "per_device_batch": c["batch"], "grad_accum": g, "effective": c["batch"] * g,
+             "est. peak GiB @1024": _qwen3_4b_gib(c), "measured peak GiB @1024": measured.get(config_key(c)),
+             "optimizer updates per 1k samples": 1000 // (c["batch"] * g)}
+            for label, g, c in batch_configs(effective)]
+
+
+def _read_bench(path: str) -> dict | None:
+    import json
+
+    from . import paths
+
+    file = paths.PROJECT_ROOT / path
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
 
 
 def load_gpu_bench(path: str | None = None) -> dict | None:
     """The committed GPU benchmark (``bench/gpu_shape_bench.py``): meta, the rows that ran, the
     course-vs-plain ratios, the SFTTrainer run and the checks; ``None`` before anyone has run it."""
-    import json
-
-    from . import paths
-
-    file = paths.PROJECT_ROOT / (path or GPU_BENCH)
-    if not file.is_file():
+    res = _read_bench(path or GPU_BENCH)
+    if res is None:
         return None
-    res = json.loads(file.read_text(encoding="utf-8"))
     return {"meta": res["meta"], "rows": [r for r in res["rows"] if r.get("ok")], "sft": res.get("sft") or {},
             "ratios": res.get("ratios") or [], "problems": res.get("problems") or []}

@@ -42,8 +42,11 @@ def test_gpu_preset_without_gpu():
 
 # ----------------------------------------------------------------------------- memory estimator
 def test_estimator_against_reference_table():
-    """COURSE.md's measured H200 peaks (plain: 14.4 / 46.5 GiB, unsloth: 3.8 / 6.1 GiB) within 15 %."""
-    for path, batch, measured in [("bnb", 4, 14.4), ("bnb", 16, 46.5), ("unsloth", 4, 3.8), ("unsloth", 16, 6.1)]:
+    """COURSE.md's measured H200 peaks (plain 4×1024: 14.4 GiB, unsloth: 3.8 / 6.1 GiB) within 15 %.
+
+    Its plain 16×1024 peak (46.5 GiB) is left out: the plain loop measured here peaks at 37.2–38.0 GiB
+    (bench/results), and the estimator follows these measurements (the next test)."""
+    for path, batch, measured in [("bnb", 4, 14.4), ("unsloth", 4, 3.8), ("unsloth", 16, 6.1)]:
         got = memory.estimate(memory.QWEN3_4B, batch=batch, seq=1024, path=path)["total"]
         assert abs(got - measured) / measured < 0.15, (path, batch, got, measured)
 
@@ -80,13 +83,26 @@ def test_tiled_mlp_off_unsloth_warns(tiny_model_dir):
         train.build_model(cfg, train.TrainPath("bnb-cpu", "test"))
 
 
+def test_estimator_against_committed_ladder():
+    """Every valid run of the committed H200 OOM-ladder bench (SFTTrainer, bitsandbytes) within 15 %."""
+    res = json.loads((paths.PROJECT_ROOT / memory.LADDER_BENCH).read_text())
+    runs = [r for r in res["runs"] if r.get("ok")]
+    assert len(runs) == 7
+    for r in runs:
+        got = memory.estimate(memory.QWEN3_4B, **r["settings"])["total"]
+        assert abs(got - r["peak_gib"]) / r["peak_gib"] < 0.15, (r["key"], got, r["peak_gib"])
+
+
 def test_oom_ladder_and_batch_table():
-    ladder = [gib for _, gib in memory.oom_ladder()]
+    ladder = [row["est. peak GiB"] for row in memory.oom_ladder()]
     assert ladder[0] > ladder[3] > ladder[4] > ladder[5] and ladder[1] == ladder[2] < ladder[0]
     table = memory.batch_table(effective=16)
     assert [r["effective"] for r in table] == [16] * 4
     peaks = [r["est. peak GiB @1024"] for r in table]
     assert peaks == sorted(peaks) and peaks[0] == ladder[4], "1×16 is the course's gpu-16gb step of the ladder"
+    measured = [row["measured peak GiB"] for row in memory.oom_ladder()]
+    assert measured[0] > measured[1] == measured[2] > measured[3] and measured[5] is None  # r=8 not measured
+    assert [row["measured peak GiB"] for row in memory.oom_ladder("bench/results/no-such.json")] == [None] * 6
     assert memory.load_gpu_bench("bench/results/no-such.json") is None
 
 

@@ -53,3 +53,32 @@ def test_ratios_and_tiling_check():
     rows[1]["first_grad_norm"] = 0.47
     assert bench.tiling_mismatches(rows) == [
         f"tiled MLP changes step 1 at {bench.TARGET_SHAPE}: loss 0.00e+00 apart, grad norm 4.44% apart"]
+
+
+ladder_spec = importlib.util.spec_from_file_location("oom_ladder_bench",
+                                                     paths.PROJECT_ROOT / "bench" / "oom_ladder_bench.py")
+ladder = importlib.util.module_from_spec(ladder_spec)
+ladder_spec.loader.exec_module(ladder)
+
+
+def test_ladder_settings_are_the_notebook_tables():
+    from helpers import memory
+
+    keys = [memory.config_key(s) for s in ladder.distinct_settings()]
+    wanted = {memory.config_key(c) for _, c in memory.ladder_configs()} | {
+        memory.config_key(c) for *_, c in memory.batch_configs()}
+    assert len(keys) == len(set(keys)) == len(wanted) == 8 and set(keys) == wanted
+    assert [s["r"] for s in ladder.distinct_settings()] == [16] * 7 + [8]  # one process per rank
+
+
+def test_ladder_worker_trains_with_sfttrainer(tmp_path, tiny_model_dir):
+    folder = bench.make_random_model(tmp_path / "model", bench.SHAPE_SMOKE, log=lambda *_: None)
+    rows = ladder.run(str(folder), rank=8, seq_div=16)
+    assert len(rows) == 1 and rows[0]["ok"] and rows[0]["steps"] == ladder.STEPS and rows[0]["seq_run"] == 64
+    assert rows[0]["peak_gib"] > 0 and rows[0]["route"] == "bnb-cpu"
+    md = ladder.markdown({"device": "cpu", "shape": bench.SHAPE_SMOKE, "route": "bnb-cpu", "when": "today"}, rows)
+    from helpers import memory
+
+    est = memory.estimate(memory.QWEN3_4B, **rows[0]["settings"])["total"]
+    assert f"| 3. lower r 16 → 8 (and alpha) | {est:.2f} | {rows[0]['peak_gib']:.2f} |" in md
+    assert md.count("– (see below)") == 9  # the other rungs were not run here
