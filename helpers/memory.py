@@ -35,7 +35,7 @@ OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
 LORA_BYTES = {"adamw_torch": 16, "adamw_8bit": 10}  # per LoRA parameter: weight + grad + 2 moments
 # unsloth with checkpointing, at the backward's peak, per token: bf16 tensors the size of the hidden
 # state (residual, norms, Q/K/V/O and their gradients, offload buffers) and of the MLP's inner width
-# (gate, up, their product, its gradient); fitted to the H200 rows of bench/results (within 4 %)
+# (gate, up, their product, its gradient); fitted to the H200 rows of bench/results (within 9 %)
 UNSLOTH_HIDDEN_PER_TOKEN = 22
 UNSLOTH_MLP_PER_TOKEN = 4
 
@@ -170,7 +170,7 @@ def _measured(path: str | None = None) -> dict[str, float]:
 
 
 def oom_ladder(path: str | None = None) -> list[dict]:
-    """The seed's OOM ladder for Qwen3-4B (transformers + bitsandbytes + TRL's chunked loss): the
+    """The seed's OOM ladder for Qwen3-4B (transformers + bitsandbytes under ``SFTTrainer``): the
     estimated peak of each rung and, where ``bench/oom_ladder_bench.py`` has run, the measured one."""
     measured = _measured(path)
     return [{"step": step, "est. peak GiB": _qwen3_4b_gib(c), "measured peak GiB": measured.get(config_key(c))}

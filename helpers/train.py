@@ -233,6 +233,9 @@ def _fused_mlp_out_of_place(model) -> None:
     """
     from unsloth.kernels.fast_lora import apply_lora_mlp_swiglu
 
+    if model.config.model_type != "qwen3":  # the kernel below is SwiGLU's, the MLP of Qwen3
+        raise NotImplementedError(f"tiled_mlp is wired for Qwen3's SwiGLU MLP, not {model.config.model_type!r}")
+
     def forward(self, X):  # a function, not functools.partial: the tiled MLP binds it with __get__
         return apply_lora_mlp_swiglu(self, X, inplace=False)
 
