@@ -203,6 +203,19 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
             "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h]}
 
 
+def prepare_run(smoke: bool, out: Path | None, name: str) -> tuple[Path, dict, Path, Path]:
+    """(results folder, model shape, the saved random model, an emptied ``<name>.log``) for a run."""
+    from helpers import paths
+
+    out = out or (paths.RUNS / "bench-smoke" if smoke else ROOT / "bench" / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    shape = SHAPE_SMOKE if smoke else SHAPE_4B
+    model_dir = make_random_model(paths.RUNS / "bench-models" / ("smoke" if smoke else "qwen3-4b-shape"), shape)
+    log_file = out / f"{name}.log"
+    log_file.write_text("")
+    return out, shape, model_dir, log_file
+
+
 def spawn(args: list[str], log_file: Path, script: Path = Path(__file__)) -> list[dict]:
     """Run ``script`` as a worker process; its JSON rows (lines starting with ``MARK``) come back on stdout."""
     cmd = [sys.executable, str(script.resolve()), *args]
@@ -323,14 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from helpers import paths
-
-    out = args.out or (paths.RUNS / "bench-smoke" if args.smoke else ROOT / "bench" / "results")
-    out.mkdir(parents=True, exist_ok=True)
-    shape = SHAPE_SMOKE if args.smoke else SHAPE_4B
-    model_dir = make_random_model(paths.RUNS / "bench-models" / ("smoke" if args.smoke else "qwen3-4b-shape"), shape)
-    log_file = out / "gpu_shape_bench.log"
-    log_file.write_text("")
+    out, shape, model_dir, log_file = prepare_run(args.smoke, args.out, "gpu_shape_bench")
     common = ["--model-dir", str(model_dir), "--out", str(out)] + (["--smoke"] if args.smoke else []) \
         + (["--shapes", args.shapes] if args.shapes else [])
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (smoke)"

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gpu_shape_bench import MARK, SHAPE_4B, SHAPE_SMOKE, make_random_model, spawn  # noqa: E402
+from bench.gpu_shape_bench import MARK, prepare_run, spawn  # noqa: E402
 
 STEPS = 3
 
@@ -131,14 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from helpers import paths, train
+    from helpers import train
 
-    out = args.out or (paths.RUNS / "bench-smoke" if args.smoke else ROOT / "bench" / "results")
-    out.mkdir(parents=True, exist_ok=True)
-    shape = SHAPE_SMOKE if args.smoke else SHAPE_4B
-    model_dir = make_random_model(paths.RUNS / "bench-models" / ("smoke" if args.smoke else "qwen3-4b-shape"), shape)
-    log_file = out / "oom_ladder.log"
-    log_file.write_text("")
+    out, shape, model_dir, log_file = prepare_run(args.smoke, args.out, "oom_ladder")
     rows = []
     for rank in sorted({s["r"] for s in distinct_settings()}, reverse=True):
         rows += spawn(["--rank", str(rank), "--model-dir", str(model_dir)] + (["--smoke"] if args.smoke else []),
