@@ -1,6 +1,6 @@
 """The seed's OOM ladder and batch-size table, measured: peak memory of real ``SFTTrainer`` steps
 on a randomly initialised Qwen3-4B-shaped model through transformers + PEFT + bitsandbytes, the
-route ``helpers.memory.oom_ladder`` estimates (bf16, TRL's chunked loss head, LoRA dropout 0.05).
+route ``helpers.memory.oom_ladder`` estimates (bf16, SFTTrainer's own loss head, LoRA dropout 0.05).
 
     python bench/oom_ladder_bench.py           # on one CUDA GPU: bench/results/oom_ladder.{json,md}
     python bench/oom_ladder_bench.py --smoke   # anywhere: tiny shape, sequences ÷ 16, runs/bench-smoke/
