@@ -4,7 +4,8 @@
     python bench/gpu_shape_bench.py --smoke    # anywhere (CPU too): tiny shape, tiny batches, runs/bench-smoke/
 
 Rows (``PATHS``, each in its own process, since unsloth patches transformers globally): the
-course path (unsloth when importable, else transformers + bitsandbytes), the same with
+course path (unsloth when importable, else transformers + bitsandbytes; ``helpers.train`` runs
+unsloth's fused MLP eagerly from ``helpers.memory.EAGER_MLP_MIN_TOKENS`` tokens), the same with
 unsloth's tiled MLP, and the plain path (transformers + PEFT + bitsandbytes NF4, full-logit
 loss) with and without bf16 autocast; QLoRA r=16 on all 7 projections, gradient
 checkpointing, at 4×1024, 16×1024 and 4×4096: tokens/s, measured peak memory with
@@ -101,39 +102,70 @@ PATHS = ("course", "course-tiled", "plain", "plain-no-amp")
 TARGET_BASELINE = "plain-no-amp"
 
 
-def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int) -> list[dict]:
-    """Time QLoRA steps on random tokens for one of ``PATHS`` in this process."""
+def setup(path: str, model_dir: str, longest: int) -> dict:
+    """Model, optimiser and settings for one of ``PATHS`` in this process (``longest``: the longest sequence)."""
     import torch
 
-    from helpers import memory, train
+    from helpers import train
 
     from transformers import Trainer, TrainingArguments
 
     course = path.startswith("course")
     route = train.choose_path(prefer_unsloth=course)
-    longest = max(_shape(t)[1] for t in shapes)  # unsloth sizes its kernels from max_seq_length
-    # the course path keeps the course's optimiser (8-bit AdamW); the plain one is Trainer's default
+    # the course path keeps the course's optimiser (8-bit AdamW); the plain one is Trainer's default;
+    # unsloth sizes its kernels from max_seq_length
     cfg = train.TrainConfig(model=model_dir, r=16, alpha=32, dropout=0.0, gradient_checkpointing=True,
                             max_length=longest, tiled_mlp=path == "course-tiled" and route.name == "unsloth",
                             **({} if course else {"optim": "adamw_torch"}))
     model, tok, route = train.build_model(cfg, route)
     cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
-    amp = cuda and path != "plain-no-amp"
     params = [p for p in model.parameters() if p.requires_grad]
     opt_args = TrainingArguments(output_dir=str(ROOT / "runs" / "bench-tmp"), optim=cfg.optim, learning_rate=1e-4,
                                  use_cpu=not cuda, report_to=[])
     opt_cls, opt_kwargs = Trainer.get_optimizer_cls_and_kwargs(opt_args, model)  # what SFTConfig(optim=…) builds
-    opt = opt_cls(params, **opt_kwargs)
-    shape = memory.Shape.from_config(model.config)
     model.train()
+    return {"path": path, "model": model, "route": route, "cfg": cfg, "params": params,
+            "opt": opt_cls(params, **opt_kwargs), "device": "cuda" if cuda else "cpu",
+            "amp": cuda and path != "plain-no-amp"}
+
+
+def random_batch(text: str, device: str):
+    """Seeded random token ids of shape ``BxS`` (the same for every path)."""
+    import torch
+
+    b, s = _shape(text)
+    return torch.randint(0, 150000, (b, s), generator=torch.Generator().manual_seed(0)).to(device)
+
+
+def train_step(run: dict, ids):
+    """Forward and backward on ``ids`` (labels = inputs), as SFTTrainer(bf16=True) runs them; the loss tensor."""
+    import torch
+
+    with torch.autocast(run["device"], dtype=torch.bfloat16, enabled=run["amp"]):
+        loss = run["model"](input_ids=ids, labels=ids).loss  # the model's own loss: full logits unless unsloth
+    loss.backward()
+    return loss
+
+
+def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int) -> list[dict]:
+    """Time QLoRA steps on random tokens for one of ``PATHS`` in this process."""
+    import torch
+
+    from helpers import memory
+    from helpers.callbacks import peak_memory_gib
+
+    run = setup(path, model_dir, max(_shape(t)[1] for t in shapes))
+    model, route, cfg, params, opt = run["model"], run["route"], run["cfg"], run["params"], run["opt"]
+    cuda = run["device"] == "cuda"
+    shape = memory.Shape.from_config(model.config)
     rows = []
     for text in shapes:
         b, s = _shape(text)
-        gen = torch.Generator().manual_seed(0)
-        ids = torch.randint(0, 150000, (b, s), generator=gen).to(device)
-        row = {"path": path, "route": route.name + (" + tiled MLP" if cfg.tiled_mlp else ""), "optim": cfg.optim,
-               "batch": b, "seq": s, "shape": text, "bf16_autocast": amp, "tiled_mlp": cfg.tiled_mlp,
+        ids = random_batch(text, run["device"])
+        eager = route.name == "unsloth" and not cfg.tiled_mlp and b * s >= memory.EAGER_MLP_MIN_TOKENS
+        row = {"path": path, "route": route.name + (" + tiled MLP" if cfg.tiled_mlp else " + eager MLP" if eager else ""),
+               "optim": cfg.optim,
+               "batch": b, "seq": s, "shape": text, "bf16_autocast": run["amp"], "tiled_mlp": cfg.tiled_mlp,
                "attention": attention_backend(model, route.name)}
         try:
             if cuda:
@@ -144,9 +176,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
                     if cuda:
                         torch.cuda.synchronize()
                     start = time.perf_counter()
-                with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):  # as SFTTrainer's bf16=True
-                    loss = model(input_ids=ids, labels=ids).loss  # the model's own loss: full logits unless unsloth
-                loss.backward()
+                loss = train_step(run, ids)
                 if i == 0:  # same seed, same tokens: a check that both paths train the same model
                     row["first_loss"] = loss.item()
                     row["first_grad_norm"] = torch.linalg.vector_norm(
@@ -156,8 +186,6 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start
-            from helpers.callbacks import peak_memory_gib
-
             peak, kind = peak_memory_gib()
             est = memory.estimate(shape, r=16, batch=b, seq=s, gradient_checkpointing=True, tiled_mlp=cfg.tiled_mlp,
                                   path="unsloth" if route.name == "unsloth" else "bnb", optim=cfg.optim)
@@ -287,7 +315,8 @@ def markdown(meta: dict, rows: list[dict], sft: dict | None, problems: list[str]
     for r in rows:
         if r.get("ok"):
             reserved = f"{r['reserved_gib']:.2f}" if r.get("reserved_gib") else "–"
-            lines.append(f"| {r['path']} | {r['route']} | {r.get('optim', '')} | {r['shape']} | "
+            run = f" (run {r['run']})" if r.get("run") else ""  # rows gathered from more than one run
+            lines.append(f"| {r['path']}{run} | {r['route']} | {r.get('optim', '')} | {r['shape']} | "
                          f"{r['tokens_per_s']:,.0f} | {r['peak_gib']:.2f} ({r['mem_kind']}) | {reserved} | "
                          f"{r['estimate_gib']:.2f} | "
                          f"{r.get('first_loss', float('nan')):.4f} · {r.get('first_grad_norm', float('nan')):.4g} |")
@@ -300,11 +329,12 @@ def markdown(meta: dict, rows: list[dict], sft: dict | None, problems: list[str]
                   "|---|---|---|---|"]
         lines += [f"| {t['course']} | {t['plain']} | {t['speedup']:.2f}× | {t['memory_share']:.1%} |" for t in table]
     if sft:
+        run = f" (run {sft['run']})" if sft.get("run") else ""
         lines += ["", "## SFTTrainer (assistant-only loss, bfd packing, course mixed data)", "",
                   "| route | attention | optimizer | steps | batch×max_length | real tokens/s | trained tokens/s | "
                   "padding | peak GiB | estimate GiB |",
                   "|---|---|---|---|---|---|---|---|---|---|",
-                  f"| {sft['route']} | {sft.get('attention', '?')} | {sft.get('optim', '')} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
+                  f"| {sft['route']}{run} | {sft.get('attention', '?')} | {sft.get('optim', '')} | {sft['steps']} | {sft['batch']}×{sft['max_length']} | "
                   f"{sft['tokens_per_s']:,.0f} | {sft['trained_tokens_per_s']:,.0f} | {sft['padding_frac']:.1%} | "
                   f"{sft['peak_gib']:.2f} ({sft['mem_kind']}) | {sft.get('estimate_gib', float('nan')):.2f} |"]
     lines += ["", "Checks: " + ("all passed" if not problems else "; ".join(problems)), ""]

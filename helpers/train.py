@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import paths
-from .memory import PROJECTIONS
+from .memory import EAGER_MLP_MIN_TOKENS, PROJECTIONS
 
 PRESETS: dict[str, dict] = {
     # The embedded tiny model on a laptop CPU: short sequences, a much larger learning rate
@@ -219,9 +219,35 @@ def _build_unsloth(cfg: TrainConfig):
         target_modules=list(cfg.target_modules), random_state=cfg.seed,
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
     )
+    _fused_mlp_eager()
     if cfg.tiled_mlp:
         _fused_mlp_out_of_place(model)
     return model, tok
+
+
+def _fused_mlp_eager() -> None:
+    """Run unsloth's fused LoRA MLP outside its per-block ``torch.compile`` from ``EAGER_MLP_MIN_TOKENS``
+    tokens per micro-batch (unsloth itself runs it eagerly before torch 2.11).
+
+    Traced, the SwiGLU backward writes h, df and de into three new (tokens × intermediate) tensors
+    while DW, e and g stay alive as graph inputs; eager, its Triton kernel overwrites DW, e and g
+    in place: three such tensors fewer at the step's peak. Below the threshold the compiled MLP is
+    faster (see ``helpers.memory.EAGER_MLP_MIN_TOKENS``).
+    """
+    import torch
+    from unsloth.kernels import fast_lora
+
+    if getattr(fast_lora._apply, "course_mlp_eager", False):
+        return
+    traced = fast_lora._apply
+    eager = torch.compiler.disable(lambda function, *args: function.apply(*args))
+
+    def _apply(function, *args):
+        large = function is fast_lora.LoRA_MLP and args[0].numel() >= EAGER_MLP_MIN_TOKENS * args[0].shape[-1]
+        return eager(function, *args) if large else traced(function, *args)
+
+    _apply.course_mlp_eager = True
+    fast_lora._apply = _apply
 
 
 def _fused_mlp_out_of_place(model) -> None:

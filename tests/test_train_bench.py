@@ -82,3 +82,34 @@ def test_ladder_worker_trains_with_sfttrainer(tmp_path, tiny_model_dir):
     est = memory.estimate(memory.QWEN3_4B, **rows[0]["settings"])["total"]
     assert f"| 3. lower r 16 → 8 (and alpha) | {est:.2f} | {rows[0]['peak_gib']:.2f} |" in md
     assert md.count("– (see below)") == 9  # the other rungs were not run here
+
+
+breakdown_spec = importlib.util.spec_from_file_location("peak_breakdown",
+                                                        paths.PROJECT_ROOT / "bench" / "peak_breakdown.py")
+breakdown = importlib.util.module_from_spec(breakdown_spec)
+breakdown_spec.loader.exec_module(breakdown)
+
+
+def test_peak_breakdown_replays_the_allocator_trace():
+    mlp = [{"filename": "/x/site-packages/torch/nn/functional.py", "line": 1, "name": "silu"},
+           {"filename": "/x/unsloth/kernels/fast_lora.py", "line": 70, "name": "forward"},
+           {"filename": "/x/transformers/models/qwen3/modeling_qwen3.py", "line": 300, "name": "forward"}]
+    head = [{"filename": "/x/unsloth_zoo/fused_losses/cross_entropy_loss.py", "line": 9, "name": "chunk"}]
+    trace = [{"action": "alloc", "addr": 1, "size": 100, "frames": mlp},
+             {"action": "alloc", "addr": 2, "size": 5, "frames": head},
+             {"action": "free_completed", "addr": 2, "size": 5},
+             {"action": "alloc", "addr": 3, "size": 30, "frames": mlp},
+             {"action": "alloc", "addr": 4, "size": 10, "frames": []},  # the peak: 1000 + 140
+             {"action": "free_requested", "addr": 1, "size": 100},  # not yet free: ignored
+             {"action": "free_completed", "addr": 1, "size": 100},
+             {"action": "free_completed", "addr": 99, "size": 500},  # a block held from before the step
+             {"action": "alloc", "addr": 5, "size": 400, "frames": head}]  # 1000 + 40 - 500 + 400: below the peak
+    r = breakdown.replay(trace, before=1000)
+    gib = breakdown.GIB
+    assert (r["before_gib"], r["peak_gib"], r["step_gib"]) == (1000 / gib, 1140 / gib, 140 / gib)
+    assert [(g["site"], round(g["gib"] * gib), g["blocks"]) for g in r["groups"]] == [
+        ("fast_lora.py:70 forward", 130, 2), ("autograd engine (no Python frame: a built-in op's backward)", 10, 1)]
+    assert r["peak_during"] == []  # the peak block had no frames
+    assert breakdown.site(mlp[:1]) == "torch silu"
+    generated = {"filename": "/tmp/torchinductor_root/ab/cabc123.py", "line": 12, "name": "call"}
+    assert breakdown.site([generated, *mlp[1:]]) == "compiled <- fast_lora.py:70 forward"
