@@ -29,11 +29,13 @@ $(STAMP): requirements.txt pyproject.toml
 course: install
 	$(PY) -m helpers.course
 
-# Debian's chromium for the browser tests (never a downloaded browser build)
+# Debian's chromium for the browser tests (never a downloaded browser build), and a CJK font so
+# that the screenshots show the Chinese samples as characters, not boxes
+BROWSER_PKGS := chromium fonts-wqy-microhei
 browser:
-	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "chromium is missing: sudo apt-get install -y chromium (the browser tests fail until it is there)"; fi; }
+	@dpkg -s $(BROWSER_PKGS) >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PKGS) >/dev/null; \
+	else echo "missing: sudo apt-get install -y $(BROWSER_PKGS) (the browser tests fail without chromium)"; fi; }
 
 test: install browser
 	$(PY) -m pytest

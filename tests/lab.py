@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,6 @@ INSTALL_HINT = ("Debian's chromium is needed for the browser tests: `apt-get upd
                 "(make test does this when run as root). Never download a browser build.")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port(preferred: int = 8888, tries: int = 50) -> int:
-    """``preferred`` if nothing listens there, else the next free port above it."""
-    for port in range(preferred, preferred + tries):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError(f"no free port in {preferred}–{preferred + tries}")
 
 
 def _fresh_lab_settings(folder: Path) -> dict:
@@ -51,25 +38,32 @@ def _fresh_lab_settings(folder: Path) -> dict:
 
 
 @contextlib.contextmanager
-def jupyterlab(preferred_port: int = 8888, log: Path | None = None):
-    """Start JupyterLab (token auth, app exposed as window.jupyterapp); yield its base URL with token."""
-    port, token = free_port(preferred_port), secrets.token_hex(16)
+def jupyterlab(log: Path | None = None):
+    """Start JupyterLab (token auth, app exposed as window.jupyterapp); yield its base URL with token.
+
+    Port 0: the server binds a port the OS picks and writes it to its runtime file, so no other
+    process can take the port between choosing and binding it.
+    """
+    token = secrets.token_hex(16)
     log = log or paths.output_dir("runs", "screenshots") / "jupyterlab.log"
+    runtime = log.parent / "lab-runtime"
+    shutil.rmtree(runtime, ignore_errors=True)
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           "--ServerApp.port=0", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
            f"--ServerApp.root_dir={paths.PROJECT_ROOT}", "--LabApp.expose_app_in_browser=True",
            "--ServerApp.allow_root=True"]
-    env = {**os.environ, **_fresh_lab_settings(log.parent / "lab-user")}
+    env = {**os.environ, **_fresh_lab_settings(log.parent / "lab-user"), "JUPYTER_RUNTIME_DIR": str(runtime)}
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
-            base = f"http://127.0.0.1:{port}"
+            info = runtime / f"jpserver-{proc.pid}.json"
             deadline = time.time() + 90
             while True:
                 try:
+                    base = f"http://127.0.0.1:{json.loads(info.read_text())['port']}"
                     urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
                     break
-                except OSError:
+                except (OSError, ValueError, KeyError):  # no runtime file yet, half written, or not serving
                     if proc.poll() is not None or time.time() > deadline:
                         raise RuntimeError(f"JupyterLab did not start; see {log}") from None
                     time.sleep(0.5)

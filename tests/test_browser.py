@@ -38,16 +38,6 @@ def _open_and_dismiss(page, base, token, name):
             button.first.click()
 
 
-def test_port_in_use_picks_another():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        busy = s.getsockname()[1]
-        assert lab.free_port(busy) != busy
-
-
 def test_loss_mask_renders_in_colour(session):
     page, base, token = session
     _open_and_dismiss(page, base, token, "03_loss_mask.ipynb")
