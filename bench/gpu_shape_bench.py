@@ -124,7 +124,7 @@ def setup(path: str, model_dir: str, longest: int) -> dict:
                                  use_cpu=not cuda, report_to=[])
     opt_cls, opt_kwargs = Trainer.get_optimizer_cls_and_kwargs(opt_args, model)  # what SFTConfig(optim=…) builds
     model.train()
-    return {"path": path, "model": model, "route": route, "cfg": cfg, "params": params,
+    return {"model": model, "route": route, "cfg": cfg, "params": params,
             "opt": opt_cls(params, **opt_kwargs), "device": "cuda" if cuda else "cpu",
             "amp": cuda and path != "plain-no-amp"}
 
@@ -162,7 +162,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
     for text in shapes:
         b, s = _shape(text)
         ids = random_batch(text, run["device"])
-        eager = route.name == "unsloth" and not cfg.tiled_mlp and b * s >= memory.EAGER_MLP_MIN_TOKENS
+        eager = route.name == "unsloth" and not cfg.tiled_mlp and memory.eager_mlp(b * s)
         row = {"path": path, "route": route.name + (" + tiled MLP" if cfg.tiled_mlp else " + eager MLP" if eager else ""),
                "optim": cfg.optim,
                "batch": b, "seq": s, "shape": text, "bf16_autocast": run["amp"], "tiled_mlp": cfg.tiled_mlp,

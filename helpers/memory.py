@@ -50,6 +50,11 @@ EAGER_MLP_MIN_TOKENS = 16384
 UNSLOTH_MLP_PER_TOKEN_EAGER = 1.5  # the MLP term then (fitted to the two 16,384-token rows)
 
 
+def eager_mlp(tokens: int) -> bool:
+    """Whether ``helpers.train`` runs unsloth's fused LoRA MLP eagerly on a call over ``tokens`` tokens."""
+    return tokens >= EAGER_MLP_MIN_TOKENS
+
+
 @dataclass(frozen=True)
 class Shape:
     """The shapes of a Qwen3-style decoder that set speed and memory."""
@@ -120,12 +125,9 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
     if path == "unsloth" and gradient_checkpointing:
         # unsloth offloads the checkpointed hidden states to CPU RAM; what stays is one layer's
         # recompute working set, the MLP part only for one tile of ``hidden`` tokens when tiled
-        # (the tiles, each under EAGER_MLP_MIN_TOKENS, run compiled)
-        if tiled_mlp:
-            mlp = min(tokens, h) * UNSLOTH_MLP_PER_TOKEN
-        else:
-            mlp = tokens * (UNSLOTH_MLP_PER_TOKEN_EAGER if tokens >= EAGER_MLP_MIN_TOKENS else UNSLOTH_MLP_PER_TOKEN)
-        acts = (tokens * UNSLOTH_HIDDEN_PER_TOKEN * h + mlp * i) * 2
+        mlp_tokens = min(tokens, h) if tiled_mlp else tokens
+        per_token = UNSLOTH_MLP_PER_TOKEN_EAGER if eager_mlp(mlp_tokens) else UNSLOTH_MLP_PER_TOKEN
+        acts = (tokens * UNSLOTH_HIDDEN_PER_TOKEN * h + mlp_tokens * per_token * i) * 2
     elif path == "unsloth":  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep far fewer intermediates
         acts = shape.layers * tokens * (8 * h * 2 + inner) // 16
     else:

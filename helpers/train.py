@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import paths
-from .memory import EAGER_MLP_MIN_TOKENS, PROJECTIONS
+from .memory import PROJECTIONS, eager_mlp
 
 PRESETS: dict[str, dict] = {
     # The embedded tiny model on a laptop CPU: short sequences, a much larger learning rate
@@ -226,13 +226,13 @@ def _build_unsloth(cfg: TrainConfig):
 
 
 def _fused_mlp_eager() -> None:
-    """Run unsloth's fused LoRA MLP outside its per-block ``torch.compile`` from ``EAGER_MLP_MIN_TOKENS``
-    tokens per micro-batch (unsloth itself runs it eagerly before torch 2.11).
+    """Run unsloth's fused LoRA MLP outside its per-block ``torch.compile`` on calls of
+    ``helpers.memory.EAGER_MLP_MIN_TOKENS`` tokens or more (unsloth itself runs it eagerly before torch 2.11).
 
     Traced, the SwiGLU backward writes h, df and de into three new (tokens × intermediate) tensors
     while DW, e and g stay alive as graph inputs; eager, its Triton kernel overwrites DW, e and g
     in place: three such tensors fewer at the step's peak. Below the threshold the compiled MLP is
-    faster (see ``helpers.memory.EAGER_MLP_MIN_TOKENS``).
+    faster (the measurements are beside the threshold).
     """
     import torch
     from unsloth.kernels import fast_lora
@@ -243,8 +243,10 @@ def _fused_mlp_eager() -> None:
     eager = torch.compiler.disable(lambda function, *args: function.apply(*args))
 
     def _apply(function, *args):
-        large = function is fast_lora.LoRA_MLP and args[0].numel() >= EAGER_MLP_MIN_TOKENS * args[0].shape[-1]
-        return eager(function, *args) if large else traced(function, *args)
+        X = args[0]
+        if function is fast_lora.LoRA_MLP and eager_mlp(X.numel() // X.shape[-1]):
+            return eager(function, *args)
+        return traced(function, *args)
 
     _apply.course_mlp_eager = True
     fast_lora._apply = _apply
