@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gpu_shape_bench import PATHS, prepare_run, random_batch, setup, train_step  # noqa: E402
+from bench.gpu_shape_bench import PATHS, _shape, prepare_run, random_batch, setup, train_step  # noqa: E402
 
 GIB = 1024**3
 LIBRARY = ("/torch/", "/contextlib.py", "/functools.py", "/_compile.py", "/_dynamo/")
@@ -92,7 +92,7 @@ def measure(path: str, model_dir: str, text: str, warmup: int = 2) -> dict:
     """Warm up, then record one step's allocations and replay them."""
     import torch
 
-    b, s = (int(x) for x in text.lower().split("x"))
+    _, s = _shape(text)
     run = setup(path, model_dir, s)
     ids = random_batch(text, run["device"])
     for _ in range(warmup):
