@@ -120,6 +120,56 @@ def test_fused_mlp_eager_dispatch(monkeypatch):
     assert _FakeFunction.calls == [("LoRA_MLP", small.shape), ("LoRA_MLP", large.shape), ("LoRA_W", large.shape)]
 
 
+class _MLP(torch.autograd.Function):
+    """A stand-in for unsloth's LoRA_MLP that counts the forwards Python runs outside a compiled graph."""
+
+    eager_runs = 0
+
+    @staticmethod
+    def forward(ctx, X, W):
+        if not torch.compiler.is_compiling():
+            _MLP.eager_runs += 1
+        ctx.save_for_backward(X, W)
+        return X @ W
+
+    @staticmethod
+    def backward(ctx, dY):
+        X, W = ctx.saved_tensors
+        return dY @ W.t(), (X.transpose(-1, -2) @ dY).sum(0)
+
+
+def test_fused_mlp_eager_under_torch_compile(monkeypatch):
+    """Inside a compiled block (dynamic shapes, as unsloth compiles each decoder layer) the dispatch
+    switches per call: the compiled MLP below the threshold, a graph break and the eager one from it
+    on, back and forth in one process, with the same loss and gradients as without compile."""
+    import sys
+    import types
+
+    fast_lora = types.SimpleNamespace(LoRA_MLP=_MLP, _apply=lambda f, *a: f.apply(*a))
+    monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))
+    monkeypatch.setitem(sys.modules, "unsloth.kernels", types.SimpleNamespace(fast_lora=fast_lora))
+    train._fused_mlp_eager()
+
+    def block(X, W):
+        return fast_lora._apply(fast_lora.LoRA_MLP, torch.nn.functional.silu(X), W).square().mean()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(block, backend="aot_eager", dynamic=True)
+    n, ran = memory.EAGER_MLP_MIN_TOKENS, []
+    for tokens in (1024, 2048, n, n + 512, 4096, n):
+        X, W = torch.randn(1, tokens, 8), torch.randn(8, 8, requires_grad=True)
+        W2 = W.detach().clone().requires_grad_()
+        before = _MLP.eager_runs
+        loss = compiled(X, W)
+        loss.backward()
+        ran.append("eager" if _MLP.eager_runs > before else "compiled")
+        ref = block(X, W2)
+        ref.backward()
+        torch.testing.assert_close(loss, ref)
+        torch.testing.assert_close(W.grad, W2.grad)
+    assert ran == ["compiled", "compiled", "eager", "eager", "compiled", "eager"]
+
+
 def test_tiled_mlp_off_unsloth_warns(tiny_model_dir):
     cfg = train.TrainConfig(model="tiny-qwen3", tiled_mlp=True, gradient_checkpointing=False)
     with pytest.warns(UserWarning, match="tiled_mlp is an unsloth feature; route bnb-cpu trains without it"):
