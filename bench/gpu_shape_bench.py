@@ -147,6 +147,12 @@ def train_step(run: dict, ids):
     return loss
 
 
+def optimizer_step(run: dict) -> None:
+    """The optimiser's update, then the gradients freed (as Trainer does)."""
+    run["opt"].step()
+    run["opt"].zero_grad(set_to_none=True)
+
+
 def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int) -> list[dict]:
     """Time QLoRA steps on random tokens for one of ``PATHS`` in this process."""
     import torch
@@ -155,7 +161,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
     from helpers.callbacks import peak_memory_gib
 
     run = setup(path, model_dir, max(_shape(t)[1] for t in shapes))
-    model, route, cfg, params, opt = run["model"], run["route"], run["cfg"], run["params"], run["opt"]
+    model, route, cfg, params = run["model"], run["route"], run["cfg"], run["params"]
     cuda = run["device"] == "cuda"
     shape = memory.Shape.from_config(model.config)
     rows = []
@@ -181,8 +187,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
                     row["first_loss"] = loss.item()
                     row["first_grad_norm"] = torch.linalg.vector_norm(
                         torch.stack([p.grad.float().norm() for p in params if p.grad is not None])).item()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                optimizer_step(run)
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start

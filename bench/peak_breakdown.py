@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gpu_shape_bench import PATHS, _shape, prepare_run, random_batch, setup, train_step  # noqa: E402
+from bench.gpu_shape_bench import (PATHS, _shape, optimizer_step, prepare_run, random_batch,  # noqa: E402
+                                   setup, train_step)
 
 GIB = 1024**3
 LIBRARY = ("/torch/", "/contextlib.py", "/functools.py", "/_compile.py", "/_dynamo/")
@@ -97,8 +98,7 @@ def measure(path: str, model_dir: str, text: str, warmup: int = 2) -> dict:
     ids = random_batch(text, run["device"])
     for _ in range(warmup):
         train_step(run, ids)
-        run["opt"].step()
-        run["opt"].zero_grad(set_to_none=True)
+        optimizer_step(run)
     model = run["model"]
     emb, head = model.get_input_embeddings(), model.get_output_embeddings()
     torch.cuda.synchronize()
@@ -106,8 +106,7 @@ def measure(path: str, model_dir: str, text: str, warmup: int = 2) -> dict:
     before = torch.cuda.memory_allocated()
     torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
     train_step(run, ids)
-    run["opt"].step()
-    run["opt"].zero_grad(set_to_none=True)
+    optimizer_step(run)
     torch.cuda.synchronize()
     snap = torch.cuda.memory._snapshot()
     torch.cuda.memory._record_memory_history(enabled=None)

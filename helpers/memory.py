@@ -202,12 +202,13 @@ def batch_table(effective: int = 16, path: str | None = None) -> list[dict]:
             for label, g, c in batch_configs(effective)]
 
 
-def _read_bench(path: str) -> dict | None:
+def _read_bench(path) -> dict | None:
+    """A results JSON by its path from the project root (or an absolute one); ``None`` if absent."""
     import json
 
     from . import paths
 
-    file = paths.PROJECT_ROOT / path
+    file = paths.PROJECT_ROOT / path  # an absolute ``path`` stays as it is
     return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
 
 
@@ -227,4 +228,4 @@ def load_peak_breakdowns(folder: str = "bench/results") -> list[dict]:
     from . import paths
 
     files = sorted((paths.PROJECT_ROOT / folder).glob("peak_breakdown-*.json"))
-    return [{"name": f.stem, **_read_bench(str(f.relative_to(paths.PROJECT_ROOT)))} for f in files]
+    return [{"name": f.stem, **_read_bench(f)} for f in files]

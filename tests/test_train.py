@@ -97,18 +97,24 @@ class _FakeFunction:
         return args[0]
 
 
-def test_fused_mlp_eager_dispatch(monkeypatch):
-    """The patched unsloth ``_apply`` sends the fused MLP eager from the threshold on, everything else as before."""
+def _patch_fake_fast_lora(monkeypatch, LoRA_MLP, _apply) -> SimpleNamespace:
+    """A stand-in ``unsloth.kernels.fast_lora`` with ``LoRA_MLP`` and ``_apply``, patched by ``_fused_mlp_eager``."""
     import sys
     import types
 
-    traced = []
-    fast_lora = types.SimpleNamespace(LoRA_MLP=type("LoRA_MLP", (_FakeFunction,), {}),
-                                      _apply=lambda f, *a: traced.append((f.__name__, a[0].shape)) or f.apply(*a))
+    fast_lora = SimpleNamespace(LoRA_MLP=LoRA_MLP, _apply=_apply)
     monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))
-    monkeypatch.setitem(sys.modules, "unsloth.kernels", types.SimpleNamespace(fast_lora=fast_lora))
-    _FakeFunction.calls = []
+    monkeypatch.setitem(sys.modules, "unsloth.kernels", SimpleNamespace(fast_lora=fast_lora))
     train._fused_mlp_eager()
+    return fast_lora
+
+
+def test_fused_mlp_eager_dispatch(monkeypatch):
+    """The patched unsloth ``_apply`` sends the fused MLP eager from the threshold on, everything else as before."""
+    traced = []
+    _FakeFunction.calls = []
+    fast_lora = _patch_fake_fast_lora(monkeypatch, type("LoRA_MLP", (_FakeFunction,), {}),
+                                      lambda f, *a: traced.append((f.__name__, a[0].shape)) or f.apply(*a))
     patched = fast_lora._apply
     train._fused_mlp_eager()  # idempotent: a second model build does not wrap it twice
     assert fast_lora._apply is patched
@@ -142,13 +148,7 @@ def test_fused_mlp_eager_under_torch_compile(monkeypatch):
     """Inside a compiled block (dynamic shapes, as unsloth compiles each decoder layer) the dispatch
     switches per call: the compiled MLP below the threshold, a graph break and the eager one from it
     on, back and forth in one process, with the same loss and gradients as without compile."""
-    import sys
-    import types
-
-    fast_lora = types.SimpleNamespace(LoRA_MLP=_MLP, _apply=lambda f, *a: f.apply(*a))
-    monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))
-    monkeypatch.setitem(sys.modules, "unsloth.kernels", types.SimpleNamespace(fast_lora=fast_lora))
-    train._fused_mlp_eager()
+    fast_lora = _patch_fake_fast_lora(monkeypatch, _MLP, lambda f, *a: f.apply(*a))
 
     def block(X, W):
         return fast_lora._apply(fast_lora.LoRA_MLP, torch.nn.functional.silu(X), W).square().mean()
