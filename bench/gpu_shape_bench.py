@@ -5,7 +5,7 @@
 
 Rows (``PATHS``, each in its own process, since unsloth patches transformers globally): the
 course path (unsloth when importable, else transformers + bitsandbytes; ``helpers.train`` runs
-unsloth's fused MLP eagerly from ``helpers.memory.EAGER_MLP_MIN_TOKENS`` tokens), the same with
+unsloth's fused MLP eagerly, ``bench/mlp_ab_bench.py`` compares), the same with
 unsloth's tiled MLP, and the plain path (transformers + PEFT + bitsandbytes NF4, full-logit
 loss) with and without bf16 autocast; QLoRA r=16 on all 7 projections, gradient
 checkpointing, at 4×1024, 16×1024 and 4×4096: tokens/s, measured peak memory with
@@ -168,7 +168,7 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
     for text in shapes:
         b, s = _shape(text)
         ids = random_batch(text, run["device"])
-        eager = route.name == "unsloth" and not cfg.tiled_mlp and memory.eager_mlp(b * s)
+        eager = route.name == "unsloth" and not cfg.tiled_mlp
         row = {"path": path, "route": route.name + (" + tiled MLP" if cfg.tiled_mlp else " + eager MLP" if eager else ""),
                "optim": cfg.optim,
                "batch": b, "seq": s, "shape": text, "bf16_autocast": run["amp"], "tiled_mlp": cfg.tiled_mlp,
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, sft = [], None
     if args.sft_only:
         rows = json.loads((out / "gpu_shape_bench.json").read_text())["rows"]
-        meta["note"] = "rows and SFT run from two invocations on the same card"
+        meta["note"] = "the rows and the SFT run come from two invocations (--sft-only kept the rows), each on its own lease of this device"
 
     def write() -> str:  # after every stage, so a run cut short still leaves its rows
         problems = check(rows, sft, args.smoke)

@@ -11,8 +11,8 @@ peak ≈ base weights + LoRA (weights, grads, AdamW states) + activations + logi
   embedding); with gradient checkpointing one hidden state per layer and token plus one
   layer's working set while it is recomputed, without it every layer's set;
   unsloth offloads the checkpointed hidden states to CPU RAM, leaving the recompute working
-  set (its MLP part one tile wide with ``tiled_mlp``, smaller from ``EAGER_MLP_MIN_TOKENS``
-  tokens, where ``helpers.train`` runs the fused MLP eagerly and its backward works in place);
+  set (its MLP part smaller where ``helpers.train`` runs the fused MLP eagerly and its backward
+  works in place; one tile wide, traced, with ``tiled_mlp``);
 * logits: a plain ``transformers`` loop materialises ``tokens × vocab`` logits and their
   loss/gradient copies (``LOGIT_BYTES`` per entry); under ``SFTTrainer`` the bitsandbytes
   path measured ``TRAINER_LOGIT_BYTES``; unsloth's chunked loss keeps about one tile.
@@ -36,23 +36,13 @@ OVERHEAD_GiB = 0.2  # CUDA workspaces, allocator slack
 LORA_BYTES = {"adamw_torch": 16, "adamw_8bit": 10}  # per LoRA parameter: weight + grad + 2 moments
 # unsloth with checkpointing, at the backward's peak, per token: bf16 tensors the size of the hidden
 # state (residual, norms, Q/K/V/O and their gradients, offload buffers) and of the MLP's inner width
-# (gate, up, their product, its gradient); fitted to the H200 rows of bench/results (within 9 %)
+# (gate, up, their product, its gradient, traced as in the tiled MLP); fitted to the H200 rows of bench/results
 UNSLOTH_HIDDEN_PER_TOKEN = 22
 UNSLOTH_MLP_PER_TOKEN = 4
-# Tokens per micro-batch from which helpers.train runs unsloth's fused LoRA MLP eagerly, outside its
-# per-block torch.compile: traced, the SwiGLU backward writes h, df, de into three new
-# (tokens × intermediate) tensors; eager, its Triton kernel overwrites its inputs in place
-# (bench/results/peak_breakdown-*.md). Measured on an H200 (bench/results/gpu_shape_bench.md): at
-# 16,384 tokens eager is faster (19,426 vs 18,498 tok/s) and peaks 0.61 GiB lower; at 4,096 it is
-# slower (9,198 vs 13,955 tok/s; repeat_4x1024 in the JSON) and saves 0.08 GiB. The crossover between
-# them was not measured.
-EAGER_MLP_MIN_TOKENS = 16384
-UNSLOTH_MLP_PER_TOKEN_EAGER = 1.5  # the MLP term then (fitted to the two 16,384-token rows)
-
-
-def eager_mlp(tokens: int) -> bool:
-    """Whether ``helpers.train`` runs unsloth's fused LoRA MLP eagerly on a call over ``tokens`` tokens."""
-    return tokens >= EAGER_MLP_MIN_TOKENS
+# helpers.train runs unsloth's fused LoRA MLP eagerly, outside its per-block torch.compile, except
+# in the tiled MLP: traced, the SwiGLU backward writes h, df, de into three new (tokens × intermediate)
+# tensors; eager, its Triton kernel overwrites its inputs in place (bench/results/peak_breakdown-*.md)
+UNSLOTH_MLP_PER_TOKEN_EAGER = 1.5  # the MLP term then (fitted to the H200 rows); the tiles keep the traced 4
 
 
 @dataclass(frozen=True)
@@ -126,7 +116,7 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
         # unsloth offloads the checkpointed hidden states to CPU RAM; what stays is one layer's
         # recompute working set, the MLP part only for one tile of ``hidden`` tokens when tiled
         mlp_tokens = min(tokens, h) if tiled_mlp else tokens
-        per_token = UNSLOTH_MLP_PER_TOKEN_EAGER if eager_mlp(mlp_tokens) else UNSLOTH_MLP_PER_TOKEN
+        per_token = UNSLOTH_MLP_PER_TOKEN if tiled_mlp else UNSLOTH_MLP_PER_TOKEN_EAGER
         acts = (tokens * UNSLOTH_HIDDEN_PER_TOKEN * h + mlp_tokens * per_token * i) * 2
     elif path == "unsloth":  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep far fewer intermediates
         acts = shape.layers * tokens * (8 * h * 2 + inner) // 16
@@ -222,10 +212,10 @@ def load_gpu_bench(path: str | None = None) -> dict | None:
             "ratios": res.get("ratios") or [], "problems": res.get("problems") or []}
 
 
-def load_peak_breakdowns(folder: str = "bench/results") -> list[dict]:
-    """The committed ``bench/peak_breakdown.py`` results, one dict per file (``name`` added): GiB held
-    before the step, the step's peak and the allocations alive at it, biggest first."""
+def load_results(prefix: str, folder: str = "bench/results") -> list[dict]:
+    """The committed results ``<prefix>-*.json`` in ``folder`` (``"peak_breakdown"``: what holds the
+    peak; ``"mlp_ab"``: traced against eager fused MLP), one dict per file with its ``name`` added."""
     from . import paths
 
-    files = sorted((paths.PROJECT_ROOT / folder).glob("peak_breakdown-*.json"))
+    files = sorted((paths.PROJECT_ROOT / folder).glob(f"{prefix}-*.json"))
     return [{"name": f.stem, **_read_bench(f)} for f in files]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import paths
-from .memory import PROJECTIONS, eager_mlp
+from .memory import PROJECTIONS
 
 PRESETS: dict[str, dict] = {
     # The embedded tiny model on a laptop CPU: short sequences, a much larger learning rate
@@ -226,14 +226,17 @@ def _build_unsloth(cfg: TrainConfig):
 
 
 def _fused_mlp_eager() -> None:
-    """Run unsloth's fused LoRA MLP outside its per-block ``torch.compile`` on calls of
-    ``helpers.memory.EAGER_MLP_MIN_TOKENS`` tokens or more (unsloth itself runs it eagerly before torch 2.11).
+    """Run unsloth's fused LoRA MLP outside its per-block ``torch.compile`` when the call is in place
+    (every call but the tiled MLP's); unsloth itself runs it eagerly before torch 2.11.
 
     Traced, the SwiGLU backward writes h, df and de into three new (tokens × intermediate) tensors
     while DW, e and g stay alive as graph inputs; eager, its Triton kernel overwrites DW, e and g
-    in place: three such tensors fewer at the step's peak. Below the threshold the compiled MLP is
-    faster (the measurements are beside the threshold).
+    in place: three such tensors fewer at the step's peak, at the same speed (H200 A/B in one
+    process: ``bench/mlp_ab_bench.py``, ``bench/results/mlp_ab-*.md``). The tiled MLP's out-of-place tiles
+    stay traced: eager they ran at 8,908 tok/s, traced at 13,071 and 13,115 (16×1024, three runs).
     """
+    import inspect
+
     import torch
     from unsloth.kernels import fast_lora
 
@@ -241,14 +244,15 @@ def _fused_mlp_eager() -> None:
         return
     traced = fast_lora._apply
     eager = torch.compiler.disable(lambda function, *args: function.apply(*args))
+    # the position of LoRA_MLP.apply's ``inplace`` argument (a ValueError here if unsloth renames it)
+    at = list(inspect.signature(fast_lora.LoRA_MLP.forward).parameters).index("inplace") - 1  # less ctx
 
     def _apply(function, *args):
-        X = args[0]
-        if function is fast_lora.LoRA_MLP and eager_mlp(X.numel() // X.shape[-1]):
+        if function is fast_lora.LoRA_MLP and (args[at] if len(args) > at else True) is True:  # default True
             return eager(function, *args)
         return traced(function, *args)
 
-    _apply.course_mlp_eager = True
+    _apply.course_mlp_eager, _apply.traced = True, traced  # traced: unsloth's own, for bench/mlp_ab_bench.py
     fast_lora._apply = _apply
 
 

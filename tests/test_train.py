@@ -68,28 +68,24 @@ def test_estimator_against_committed_gpu_bench():
 
 
 def test_estimator_tiled_mlp():
-    """unsloth's tiled MLP keeps one tile (hidden_size tokens) of the MLP's working set; nothing else changes."""
+    """unsloth's tiled MLP keeps one tile (hidden_size tokens) of the traced MLP working set; untiled,
+    helpers.train runs the MLP eagerly over every token; nothing else changes."""
     est = lambda **k: memory.estimate(memory.QWEN3_4B, path="unsloth", **k)["total"]  # noqa: E731
     h, i = memory.QWEN3_4B.hidden, memory.QWEN3_4B.intermediate
     saved = (est(batch=4, seq=1024) - est(batch=4, seq=1024, tiled_mlp=True)) * memory.GiB
-    assert saved == pytest.approx((4 * 1024 - h) * memory.UNSLOTH_MLP_PER_TOKEN * i * 2, rel=1e-9)
-    assert est(batch=1, seq=h, tiled_mlp=True) == est(batch=1, seq=h)  # one tile: nothing to save
+    assert saved == pytest.approx(
+        (4 * 1024 * memory.UNSLOTH_MLP_PER_TOKEN_EAGER - h * memory.UNSLOTH_MLP_PER_TOKEN) * i * 2, rel=1e-9)
+    assert est(batch=1, seq=h, tiled_mlp=True) > est(batch=1, seq=h)  # one tile, traced: more than eager
     bnb = dict(batch=16, seq=1024, path="bnb")
     assert memory.estimate(memory.QWEN3_4B, **bnb, tiled_mlp=True) == memory.estimate(memory.QWEN3_4B, **bnb)
 
 
-def test_estimator_eager_mlp_from_the_threshold():
-    """From EAGER_MLP_MIN_TOKENS tokens helpers.train runs the fused MLP eagerly: a smaller MLP term."""
-    est = lambda seq: memory.estimate(memory.QWEN3_4B, path="unsloth", batch=1, seq=seq)["total"]  # noqa: E731
-    h, i, n = memory.QWEN3_4B.hidden, memory.QWEN3_4B.intermediate, memory.EAGER_MLP_MIN_TOKENS
-    per_token = lambda mlp: (memory.UNSLOTH_HIDDEN_PER_TOKEN * h + mlp * i) * 2  # noqa: E731
-    assert (est(n) - est(n - 1)) * memory.GiB == pytest.approx(
-        n * per_token(memory.UNSLOTH_MLP_PER_TOKEN_EAGER) - (n - 1) * per_token(memory.UNSLOTH_MLP_PER_TOKEN), rel=1e-6)
-    assert est(n) < est(n - 1)  # the measured drop: 5.89 GiB compiled, 5.28 eager at 16×1024
-
-
 class _FakeFunction:
     calls: list = []
+
+    @staticmethod
+    def forward(ctx, X, W=None, inplace=True):  # the signature _fused_mlp_eager reads ``inplace``'s place from
+        raise NotImplementedError
 
     @classmethod
     def apply(cls, *args):
@@ -110,20 +106,33 @@ def _patch_fake_fast_lora(monkeypatch, LoRA_MLP, _apply) -> SimpleNamespace:
 
 
 def test_fused_mlp_eager_dispatch(monkeypatch):
-    """The patched unsloth ``_apply`` sends the fused MLP eager from the threshold on, everything else as before."""
+    """The patched unsloth ``_apply`` runs in-place fused MLP calls eagerly (the default is in place);
+    out-of-place ones (the tiled MLP's) and every other function go the traced way, as before."""
     traced = []
     _FakeFunction.calls = []
     fast_lora = _patch_fake_fast_lora(monkeypatch, type("LoRA_MLP", (_FakeFunction,), {}),
-                                      lambda f, *a: traced.append((f.__name__, a[0].shape)) or f.apply(*a))
+                                      lambda f, *a: traced.append((f.__name__, a[-1])) or f.apply(*a))
     patched = fast_lora._apply
+    assert patched.traced is not patched
     train._fused_mlp_eager()  # idempotent: a second model build does not wrap it twice
     assert fast_lora._apply is patched
-    n, other = memory.EAGER_MLP_MIN_TOKENS, type("LoRA_W", (_FakeFunction,), {})
-    small, large = torch.zeros(1, n - 1, 8), torch.zeros(2, n // 2, 8)
-    for f, x in [(fast_lora.LoRA_MLP, small), (fast_lora.LoRA_MLP, large), (other, large)]:
-        fast_lora._apply(f, x)
-    assert traced == [("LoRA_MLP", small.shape), ("LoRA_W", large.shape)]  # the large MLP call skipped it
-    assert _FakeFunction.calls == [("LoRA_MLP", small.shape), ("LoRA_MLP", large.shape), ("LoRA_W", large.shape)]
+    other, x = type("LoRA_W", (_FakeFunction,), {}), torch.zeros(2, 3, 8)
+    for f, args in [(fast_lora.LoRA_MLP, (x, None, True)), (fast_lora.LoRA_MLP, (x, None, False)),
+                    (fast_lora.LoRA_MLP, (x, None)), (other, (x, None, True))]:
+        fast_lora._apply(f, *args)
+    assert traced == [("LoRA_MLP", False), ("LoRA_W", True)]  # the in-place MLP calls skipped it
+    assert [name for name, _ in _FakeFunction.calls] == ["LoRA_MLP"] * 3 + ["LoRA_W"]
+
+
+def test_fused_mlp_eager_needs_the_inplace_argument(monkeypatch):
+    """If unsloth's LoRA_MLP loses its ``inplace`` argument, building the model fails instead of guessing."""
+    class LoRA_MLP(_FakeFunction):
+        @staticmethod
+        def forward(ctx, X, W):
+            raise NotImplementedError
+
+    with pytest.raises(ValueError, match="inplace"):
+        _patch_fake_fast_lora(monkeypatch, LoRA_MLP, lambda f, *a: f.apply(*a))
 
 
 class _MLP(torch.autograd.Function):
@@ -132,7 +141,7 @@ class _MLP(torch.autograd.Function):
     eager_runs = 0
 
     @staticmethod
-    def forward(ctx, X, W):
+    def forward(ctx, X, W, inplace=True):
         if not torch.compiler.is_compiling():
             _MLP.eager_runs += 1
         ctx.save_for_backward(X, W)
@@ -141,29 +150,29 @@ class _MLP(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dY):
         X, W = ctx.saved_tensors
-        return dY @ W.t(), (X.transpose(-1, -2) @ dY).sum(0)
+        return dY @ W.t(), (X.transpose(-1, -2) @ dY).sum(0), None
 
 
 def test_fused_mlp_eager_under_torch_compile(monkeypatch):
     """Inside a compiled block (dynamic shapes, as unsloth compiles each decoder layer) the dispatch
-    switches per call: the compiled MLP below the threshold, a graph break and the eager one from it
-    on, back and forth in one process, with the same loss and gradients as without compile."""
+    decides per call: a graph break and the eager MLP for an in-place call, the compiled one for an
+    out-of-place call, back and forth in one process, with the same loss and gradients as without compile."""
     fast_lora = _patch_fake_fast_lora(monkeypatch, _MLP, lambda f, *a: f.apply(*a))
 
-    def block(X, W):
-        return fast_lora._apply(fast_lora.LoRA_MLP, torch.nn.functional.silu(X), W).square().mean()
+    def block(X, W, inplace):
+        return fast_lora._apply(fast_lora.LoRA_MLP, torch.nn.functional.silu(X), W, inplace).square().mean()
 
     torch._dynamo.reset()
     compiled = torch.compile(block, backend="aot_eager", dynamic=True)
-    n, ran = memory.EAGER_MLP_MIN_TOKENS, []
-    for tokens in (1024, 2048, n, n + 512, 4096, n):
+    ran = []
+    for tokens, inplace in [(1024, False), (2048, False), (1024, True), (4096, True), (2048, False), (8192, True)]:
         X, W = torch.randn(1, tokens, 8), torch.randn(8, 8, requires_grad=True)
         W2 = W.detach().clone().requires_grad_()
         before = _MLP.eager_runs
-        loss = compiled(X, W)
+        loss = compiled(X, W, inplace)
         loss.backward()
         ran.append("eager" if _MLP.eager_runs > before else "compiled")
-        ref = block(X, W2)
+        ref = block(X, W2, inplace)
         ref.backward()
         torch.testing.assert_close(loss, ref)
         torch.testing.assert_close(W.grad, W2.grad)

@@ -113,3 +113,35 @@ def test_peak_breakdown_replays_the_allocator_trace():
     assert breakdown.site(mlp[:1]) == "torch silu"
     generated = {"filename": "/tmp/torchinductor_root/ab/cabc123.py", "line": 12, "name": "call"}
     assert breakdown.site([generated, *mlp[1:]]) == "compiled <- fast_lora.py:70 forward"
+
+
+ab_spec = importlib.util.spec_from_file_location("mlp_ab_bench", paths.PROJECT_ROOT / "bench" / "mlp_ab_bench.py")
+mlp_ab = importlib.util.module_from_spec(ab_spec)
+ab_spec.loader.exec_module(mlp_ab)
+
+
+def test_mlp_ab_plan():
+    assert mlp_ab.parse_plan("4x1024:traced,16x1024:eager") == [("4x1024", "traced"), ("16x1024", "eager")]
+    with pytest.raises(ValueError, match="'4x1024:fast'.*traced' or 'eager"):
+        mlp_ab.parse_plan("4x1024:fast")
+    with pytest.raises(ValueError, match="'4by1024:eager'.*BxS"):
+        mlp_ab.parse_plan("4by1024:eager")
+
+
+def test_committed_mlp_ab_backs_the_eager_mlp():
+    """What helpers.train's eager fused MLP rests on, in the committed H200 A/B runs: at every shape
+    eager peaks no higher than traced (to 0.01 GiB) and runs within 10 % of its speed or faster."""
+    from helpers import memory
+
+    runs = memory.load_results("mlp_ab")
+    assert [r["name"] for r in runs] == ["mlp_ab-longest1024", "mlp_ab-longest4096"]
+    for run in runs:
+        assert [f"{r['shape']}:{r['mlp']}" for r in run["rows"]] == run["meta"]["plan"].split(",")
+        for shape in {r["shape"] for r in run["rows"]}:
+            by = {m: [r for r in run["rows"] if r["shape"] == shape and r["mlp"] == m] for m in ("eager", "traced")}
+            assert by["eager"] and by["traced"], (run["name"], shape)
+            assert max(r["peak_gib"] for r in by["eager"]) <= min(r["peak_gib"] for r in by["traced"]) + 0.01
+            mean = {m: sum(r["tokens_per_s"] for r in rows) / len(rows) for m, rows in by.items()}
+            assert mean["eager"] >= 0.9 * mean["traced"], (run["name"], shape, mean)
+    assert {b["name"] for b in memory.load_results("peak_breakdown")} == {
+        f"peak_breakdown-{p}" for p in ("course-16x1024", "course-16x1024-compiled-mlp", "course-tiled-16x1024")}
