@@ -232,8 +232,9 @@ def _fused_mlp_eager() -> None:
     Traced, the SwiGLU backward writes h, df and de into three new (tokens × intermediate) tensors
     while DW, e and g stay alive as graph inputs; eager, its Triton kernel overwrites DW, e and g
     in place: three such tensors fewer at the step's peak, at the same speed (H200 A/B in one
-    process: ``bench/mlp_ab_bench.py``, ``bench/results/mlp_ab-*.md``). The tiled MLP's out-of-place tiles
-    stay traced: eager they ran at 8,908 tok/s, traced at 13,071 and 13,115 (16×1024, three runs).
+    process: ``bench/mlp_ab_bench.py``, ``bench/results/mlp_ab-*.md``). The tiled MLP's
+    out-of-place tiles stay traced: eager they ran at 8,908 tok/s, traced at 13,071 and 13,115
+    (16×1024, three runs).
     """
     import inspect
 
@@ -244,8 +245,11 @@ def _fused_mlp_eager() -> None:
         return
     traced = fast_lora._apply
     eager = torch.compiler.disable(lambda function, *args: function.apply(*args))
-    # the position of LoRA_MLP.apply's ``inplace`` argument (a ValueError here if unsloth renames it)
-    at = list(inspect.signature(fast_lora.LoRA_MLP.forward).parameters).index("inplace") - 1  # less ctx
+    params = list(inspect.signature(fast_lora.LoRA_MLP.forward).parameters)
+    if "inplace" not in params:
+        raise ValueError("unsloth's LoRA_MLP.forward has no 'inplace' argument; helpers.train's eager-MLP "
+                         "dispatch is written for unsloth 2026.10.9 (requirements-gpu.txt pins it)")
+    at = params.index("inplace") - 1  # its place among apply's arguments (forward's first is ctx)
 
     def _apply(function, *args):
         if function is fast_lora.LoRA_MLP and (args[at] if len(args) > at else True) is True:  # default True
