@@ -114,9 +114,10 @@ def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, 
     inner = (2 * q + 2 * kv + 5 * i) * 2  # bf16 attention and MLP tensors autograd keeps per layer and token
     if path == "unsloth" and gradient_checkpointing:
         # unsloth offloads the checkpointed hidden states to CPU RAM; what stays is one layer's
-        # recompute working set, the MLP part only for one tile of ``hidden`` tokens when tiled
-        mlp_tokens = min(tokens, h) if tiled_mlp else tokens
-        per_token = UNSLOTH_MLP_PER_TOKEN if tiled_mlp else UNSLOTH_MLP_PER_TOKEN_EAGER
+        # recompute working set; its MLP part eager over every token, or traced over one tile of
+        # ``hidden`` tokens when tiled
+        mlp_tokens, per_token = ((min(tokens, h), UNSLOTH_MLP_PER_TOKEN) if tiled_mlp
+                                 else (tokens, UNSLOTH_MLP_PER_TOKEN_EAGER))
         acts = (tokens * UNSLOTH_HIDDEN_PER_TOKEN * h + mlp_tokens * per_token * i) * 2
     elif path == "unsloth":  # fused kernels (RMSNorm, RoPE, SwiGLU, LoRA) keep far fewer intermediates
         acts = shape.layers * tokens * (8 * h * 2 + inner) // 16
