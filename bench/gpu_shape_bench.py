@@ -164,13 +164,12 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
     model, route, cfg, params = run["model"], run["route"], run["cfg"], run["params"]
     cuda = run["device"] == "cuda"
     shape = memory.Shape.from_config(model.config)
+    label = route.name + (" + tiled MLP" if cfg.tiled_mlp else " + eager MLP" if route.name == "unsloth" else "")
     rows = []
     for text in shapes:
         b, s = _shape(text)
         ids = random_batch(text, run["device"])
-        eager = route.name == "unsloth" and not cfg.tiled_mlp
-        row = {"path": path, "route": route.name + (" + tiled MLP" if cfg.tiled_mlp else " + eager MLP" if eager else ""),
-               "optim": cfg.optim,
+        row = {"path": path, "route": label, "optim": cfg.optim,
                "batch": b, "seq": s, "shape": text, "bf16_autocast": run["amp"], "tiled_mlp": cfg.tiled_mlp,
                "attention": attention_backend(model, route.name)}
         try:
@@ -380,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, sft = [], None
     if args.sft_only:
         rows = json.loads((out / "gpu_shape_bench.json").read_text())["rows"]
-        meta["note"] = "the rows and the SFT run come from two invocations (--sft-only kept the rows), each on its own lease of this device"
+        meta["note"] = "the rows and the SFT run come from two invocations (--sft-only kept the rows)"
 
     def write() -> str:  # after every stage, so a run cut short still leaves its rows
         problems = check(rows, sft, args.smoke)

@@ -23,6 +23,7 @@ The constants are fitted to the H200 runs in ``bench/results`` (``gpu_shape_benc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 GiB = 1024**3
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -193,7 +194,7 @@ def batch_table(effective: int = 16, path: str | None = None) -> list[dict]:
             for label, g, c in batch_configs(effective)]
 
 
-def _read_bench(path) -> dict | None:
+def _read_bench(path: str | Path) -> dict | None:
     """A results JSON by its path from the project root (or an absolute one); ``None`` if absent."""
     import json
 
