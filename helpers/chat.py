@@ -9,7 +9,8 @@ import argparse
 import os
 import sys
 
-from . import data_samples, evaluate
+from . import adapters, evaluate, synthetic
+from .models import load_model, load_tokenizer
 
 PREDEFINED = {
     "word problem": [{"role": "user", "content": "Mary has 5 cats. She gives 2 cats to her friend. How many cats does she have left?"}],
@@ -18,7 +19,7 @@ PREDEFINED = {
     "tool call": [{"role": "user", "content": "明天 Edmonton 天气？"}],
     "introduce yourself": [{"role": "user", "content": "请介绍一下你自己。"}],
 }
-WEATHER_TOOL = [data_samples.WEATHER_TOOL]  # the schema the tool-call training samples carry
+WEATHER_TOOL = [synthetic.WEATHER_TOOL]  # the schema the tool-call training samples carry
 
 
 def reply(model, tok, history: list[dict], max_new_tokens: int = 128, tools=None) -> str:
@@ -60,10 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         print("helpers.chat was started from a notebook cell, where nobody can type into it; run it in a "
               "terminal, or use widgets.chat_box(model, tok) in the notebook. Nothing to do.")
         return 0
-    import helpers
-    from . import adapters
-
-    tok, model = helpers.load_tokenizer(args.model), helpers.load_model(args.model)
+    tok, model = load_tokenizer(args.model), load_model(args.model)
     path = adapters.newest_adapter() if args.adapter == "newest" else args.adapter
     if path:
         model = adapters.attach(model, path)

@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import data, evaluate, masks, templates, tokens, train
+from .lora import lora_params
+from .models import load_model, load_tokenizer
+
 
 @dataclass
 class Exercise:
@@ -57,8 +61,6 @@ def question(key: str) -> str:
 
 
 def _tok():
-    from . import load_tokenizer
-
     return load_tokenizer("tiny-qwen3")
 
 
@@ -66,8 +68,6 @@ def _tok():
 @exercise("01.1", "Which exact string does add_generation_prompt=True append to a conversation?",
           "render a prompt with and without it and compare the tails (section 1).")
 def _ex01_1(value):
-    from . import templates
-
     tok, msgs = _tok(), [{"role": "user", "content": "hi"}]
     truth = templates.render(tok, msgs, add_generation_prompt=True)[len(templates.render(tok, msgs)):]
     if value == truth:
@@ -82,8 +82,6 @@ def _ex01_1(value):
 @exercise("01.2", "In the tool-call example, which role does the tool's response turn have in the rendered text?",
           "list the roles of templates.turns(tool_text) (section 4).")
 def _ex01_2(value):
-    from . import templates
-
     text = templates.render(_tok(), templates.load_examples()["tool-0201"])
     roles = [t["role"] for t in templates.turns(text)]
     truth = roles[-2]
@@ -108,8 +106,6 @@ def _ex02_1(value):
 @exercise("02.2", "With pad_token = eos_token, how many <|im_end|> labels does the collator keep in section 3?",
           "read the eos_labels_trained column of the pad == eos row.")
 def _ex02_2(value):
-    from . import tokens
-
     tok = _tok()
     truth = tokens.stop_labels_kept(tok, pad_token=tok.eos_token)["eos_labels_trained"]
     if value == truth:
@@ -119,16 +115,12 @@ def _ex02_2(value):
 
 # ----------------------------------------------------------------------------- 03
 def _example(key: str) -> dict:
-    from . import templates
-
     return templates.load_examples()[key]
 
 
 @exercise("03.1", "How many tokens of sft-0103 are trained (label != -100) with the default policy?",
           "count the green tokens, or sum(l != -100 for l in sample['labels']) (section 1).")
 def _ex03_1(value):
-    from . import masks
-
     labels = masks.build_labels(_tok(), _example("sft-0103")["messages"])["labels"]
     truth = sum(x != masks.IGNORE_INDEX for x in labels)
     if value == truth:
@@ -141,8 +133,6 @@ def _ex03_1(value):
 @exercise("03.2", "With train_tool_calls=False, how many assistant turns of tool-0201 are trained?",
           "look at the 'trained' flag of each turn in build_labels(...)['turns'] (section 2).")
 def _ex03_2(value):
-    from . import masks
-
     ex = _example("tool-0201")
     turns = masks.build_labels(_tok(), ex["messages"], ex["tools"], train_tool_calls=False)["turns"]
     truth = sum(t["trained"] for t in turns)
@@ -155,8 +145,6 @@ def _ex03_2(value):
 @exercise("04.1", "Give mix weights (a dict over the pools) that make emoji exactly 50 % of a resample mix.",
           "weights are relative: data.normalize_weights(w, data.POOLS) must give emoji 0.5 (section 5).")
 def _ex04_1(value):
-    from . import data
-
     if not isinstance(value, dict):
         return False, "give a dict such as {'cmath': 1, ...}."
     share = data.normalize_weights(value, data.POOLS)["emoji"]
@@ -170,8 +158,6 @@ def _ex04_1(value):
           "the floor of 100 must never empty train; read split_train_valid's docstring (section 7).")
 def _ex04_2(value):
     from datasets import Dataset
-
-    from . import data
 
     rows = [{"id": f"s{i}", "source": "cmath", "tags": ["math"],
              "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": str(i)}]}
@@ -187,12 +173,10 @@ def _ex04_2(value):
 
 # ----------------------------------------------------------------------------- 05
 @exercise("05.1", "How many trainable LoRA parameters does r=8 on all 7 projections add to tiny-qwen3?",
-          "each targeted linear layer gets r·(in + out); the widget or train.lora_param_count shows it (section 3).")
+          "each targeted linear layer gets r·(in + out); the widget or lora.lora_params shows it (section 3).")
 def _ex05_1(value):
-    from . import load_model, train
-
     model = load_model("tiny-qwen3")
-    truth, r16 = train.lora_param_count(model, 8), train.lora_param_count(model, 16)
+    truth, r16 = lora_params(model, 8), lora_params(model, 16)
     if value == truth:
         return True, f"right: {truth:,} parameters, half of r=16's {r16:,} — LoRA size is linear in r."
     if value == r16:
@@ -203,8 +187,6 @@ def _ex05_1(value):
 @exercise("05.2", "What is the effective batch size (samples per optimizer step) of the gpu-16gb preset?",
           "effective batch = per-device batch × gradient accumulation × GPUs (the batch-size table).")
 def _ex05_2(value):
-    from . import train
-
     p = train.PRESETS["gpu-16gb"]
     truth = p["batch_size"] * p["grad_accum"]
     if value == truth:
@@ -221,8 +203,6 @@ def _ex05_2(value):
 def _ex06_1(value):
     import math
 
-    from . import evaluate
-
     pairs = [(2.0, 4), (6.0, 4)]
     truth = evaluate.perplexity(pairs)
     if isinstance(value, (int, float)) and abs(value - truth) < 0.006:
@@ -237,8 +217,6 @@ def _ex06_1(value):
           "Give (json_valid, json_keys) as two booleans.",
           "json_valid needs json.loads to give an object; json_keys also checks each key's JSON type (section 1).")
 def _ex06_2(value):
-    from . import evaluate
-
     got = evaluate.json_check('{"name": "Bo", "age": "7"}', '{"name": "Al", "age": 3}')
     truth = (got["json_valid"], got["json_keys"])
     if tuple(value) == truth:

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import bisect
 import json
-import random
 import re
 from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Iterable
 
+from . import conversation
 from .tool_schemas import tools_list
 
 IGNORE_INDEX = -100
 POLICIES = ("all_assistant", "last_assistant")
-ROLES = ("system", "user", "assistant", "tool")
 _GENERATION = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
@@ -42,50 +41,11 @@ def _where(index: int | None, field: str) -> str:
 
 # ----------------------------------------------------------------------------- checks
 def validate(messages: Any, tools: Any = None, index: int | None = None) -> None:
-    """Raise ``MaskError`` naming the sample and field if the conversation is malformed."""
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise MaskError(f"{_where(index, 'messages')}: must be a non-empty list of messages")
-    if tools is not None and not (isinstance(tools, (list, tuple)) and all(isinstance(t, dict) for t in tools)):
-        raise MaskError(f"{_where(index, 'tools')}: must be a list of tool schemas (dicts) or None")
-    prev, open_calls = None, False
-    for k, m in enumerate(messages):
-        at = f"messages[{k}]"
-        if not isinstance(m, dict):
-            raise MaskError(f"{_where(index, at)}: must be a dict, got {type(m).__name__}")
-        role = m.get("role")
-        if role not in ROLES:
-            raise MaskError(f"{_where(index, at + '.role')}: {role!r} is not one of {ROLES}")
-        calls = m.get("tool_calls") if role == "assistant" else None
-        if calls is not None:
-            _check_calls(calls, index, at)
-        content = m.get("content")
-        if not isinstance(content, str) and not (content is None and calls):
-            raise MaskError(f"{_where(index, at + '.content')}: must be a string, got {type(content).__name__}"
-                            + ("" if role != "assistant" else " (None is allowed only with tool_calls)"))
-        expected = {None: ("system", "user"), "system": ("user",), "user": ("assistant",),
-                    "assistant": ("user", "tool") if open_calls else ("user",), "tool": ("tool", "assistant")}[prev]
-        if role == "tool" and not open_calls:
-            raise MaskError(f"{_where(index, at + '.role')}: a 'tool' message must follow an assistant "
-                            "message with tool_calls")
-        if role not in expected:
-            raise MaskError(f"{_where(index, at + '.role')}: roles out of order: {role!r} after "
-                            f"{prev or 'the start'!r} (expected {' or '.join(map(repr, expected))})")
-        open_calls = bool(calls) or (role == "tool" and open_calls)
-        prev = role
-    if not any(m["role"] == "assistant" for m in messages):
-        raise MaskError(f"{_where(index, 'messages')}: no assistant message, nothing to train on")
-
-
-def _check_calls(calls: Any, index: int | None, at: str) -> None:
-    if not isinstance(calls, (list, tuple)) or not calls:
-        raise MaskError(f"{_where(index, at + '.tool_calls')}: must be a non-empty list")
-    for j, call in enumerate(calls):
-        fn = call.get("function", call) if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise MaskError(f"{_where(index, f'{at}.tool_calls[{j}]')}: needs function.name (a string)")
-        if not isinstance(fn.get("arguments"), (dict, str)):
-            raise MaskError(f"{_where(index, f'{at}.tool_calls[{j}].function.arguments')}: "
-                            "must be a dict or a JSON string")
+    """Raise ``MaskError`` naming the sample and field at the first problem ``helpers.conversation``
+    finds (literal control text is allowed: TRL labels it the same way)."""
+    found = conversation.problems(messages, tools, control_text=False)
+    if found:
+        raise MaskError(_where(index, found[0]))
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -320,63 +280,6 @@ def anchor_labels(tokenizer, messages: list[dict], tools=None,
     return {"input_ids": list(enc.ids), "labels": labels, "segments": segments}
 
 
-def truncate(samples: Iterable[dict], max_length: int, on_cut: str = "drop") -> tuple[list[dict], Counter]:
-    """Cut samples to ``max_length`` tokens (keep the start) without silently wrong labels.
-
-    A sample whose trained span is cut is dropped (``on_cut="drop"``), kept with the cut
-    reply masked (``"mask"``), or kept as cut (``"keep"``); each case is counted in the
-    returned ``Counter`` and ``"keep"`` also warns. TRL itself keeps cut replies silently.
-    """
-    import warnings
-
-    if on_cut not in ("drop", "mask", "keep"):
-        raise ValueError(f"on_cut={on_cut!r} is not one of ('drop', 'mask', 'keep')")
-    kept, report = [], Counter()
-    for s in samples:
-        n = len(s["input_ids"])
-        if n <= max_length:
-            kept.append(s)
-            report["fits"] += 1
-            continue
-        labels = s["labels"][:max_length]
-        cut = s["labels"][max_length - 1] != IGNORE_INDEX and s["labels"][max_length] != IGNORE_INDEX
-        if cut and on_cut == "drop":
-            report["dropped: reply cut"] += 1
-            continue
-        if cut and on_cut == "mask":
-            p = max_length
-            while p > 0 and labels[p - 1] != IGNORE_INDEX:
-                p -= 1
-            labels[p:] = [IGNORE_INDEX] * (max_length - p)
-        if all(lab == IGNORE_INDEX for lab in labels):
-            report["dropped: nothing left to train"] += 1
-            continue
-        report[{"mask": "kept: cut reply masked", "keep": "kept: cut reply trained"}[on_cut]
-               if cut else "kept: cut outside replies"] += 1
-        kept.append({**s, "input_ids": s["input_ids"][:max_length], "labels": labels,
-                     "segments": s.get("segments", [])[:max_length]})
-    if report["kept: cut reply trained"]:
-        warnings.warn(f"{report['kept: cut reply trained']} sample(s) keep a reply cut at "
-                      f"{max_length} tokens: it is trained without its end token", stacklevel=2)
-    return kept, report
-
-
-def compare_truncation(tokenizer, sample: dict, max_length: int) -> list[dict]:
-    """One row per ``truncate`` mode for one sample: what is counted, warned and still trained."""
-    import warnings
-
-    rows = []
-    for mode in ("drop", "mask", "keep"):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            kept, report = truncate([sample], max_length, on_cut=mode)
-        left = trained_pieces(tokenizer, kept[0]) if kept else []
-        rows.append({"on_cut": mode, "kept": len(kept), "counted as": ", ".join(report),
-                     "warnings": len(caught), "trained replies left": len(left),
-                     "last trained text": left[-1] if left else ""})
-    return rows
-
-
 # ----------------------------------------------------------------------------- TRL's own preprocessing
 def trl_labels(tokenizer, rows: list[dict | list], model, output_dir, **config: Any) -> list[dict]:
     """Labels as TRL's ``SFTTrainer`` prepares them with ``assistant_only_loss=True``.
@@ -398,7 +301,7 @@ def trl_labels(tokenizer, rows: list[dict | list], model, output_dir, **config: 
     settings = {"max_length": None, "packing": False, "shuffle_dataset": False, "report_to": [],
                 "use_cpu": not torch.cuda.is_available(), "bf16": False, **config}
     args = SFTConfig(output_dir=str(output_dir), assistant_only_loss=True, **settings)
-    with _quiet_progress():
+    with quiet_progress():
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(records),
                              processing_class=tokenizer)
     data = trainer.train_dataset
@@ -406,7 +309,7 @@ def trl_labels(tokenizer, rows: list[dict | list], model, output_dir, **config: 
 
 
 @contextmanager
-def _quiet_progress():
+def quiet_progress():
     """No ``datasets`` progress bars inside (notebook outputs stay readable); restored after."""
     from datasets.utils import logging as ds_logging
 
@@ -431,100 +334,3 @@ def _call_as_string(call: dict) -> dict:
     if not isinstance(fn["arguments"], str):
         fn["arguments"] = json.dumps(fn["arguments"], ensure_ascii=False)
     return {"type": "function", "function": {"name": fn["name"], "arguments": fn["arguments"]}}
-
-
-# ----------------------------------------------------------------------------- packing
-def pack(samples: list[dict], max_length: int, strategy: str = "bfd",
-         on_cut: str = "drop") -> tuple[list[dict], Counter]:
-    """Pack labelled samples with TRL's ``pack_dataset``; add TRL's per-sample ``position_ids``.
-
-    TRL's ``bfd`` silently truncates a sample longer than ``max_length``; here such
-    samples first go through ``truncate`` (dropped by default) and are counted.
-    """
-    from datasets import Dataset
-    from trl.data_utils import pack_dataset
-    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
-
-    samples, report = truncate(samples, max_length, on_cut=on_cut)
-    ds = Dataset.from_dict({"input_ids": [s["input_ids"] for s in samples],
-                            "labels": [s["labels"] for s in samples]})
-    with _quiet_progress():
-        rows = pack_dataset(ds, max_length, strategy=strategy).to_list()
-    for r in rows:
-        pos = DataCollatorForLanguageModeling.get_position_ids_from_packed_seq_lengths([r["seq_lengths"]])
-        r["position_ids"] = pos[0].tolist()
-    return rows, report
-
-
-def packing_check(model, row: dict) -> dict:
-    """Max |logit difference| of a packed row vs. each sample run alone.
-
-    ``with_boundaries``: the row with its restarting ``position_ids`` (how TRL feeds a
-    packed batch; transformers turns them into a block-diagonal mask). ``ignoring_boundaries``:
-    the same tokens as one plain causal sequence, so later samples see earlier ones.
-    ``*_by_sample``: the same, sample by sample.
-    """
-    import torch
-
-    device = next(model.parameters()).device
-    ids = torch.tensor([row["input_ids"]], device=device)
-    pos = torch.tensor([row["position_ids"]], device=device)
-    with torch.no_grad():
-        packed = model(input_ids=ids, position_ids=pos, use_cache=False).logits[0].float()
-        plain = model(input_ids=ids, use_cache=False).logits[0].float()
-        alone, at = [], 0
-        for n in row["seq_lengths"]:
-            alone.append(model(input_ids=ids[:, at:at + n], use_cache=False).logits[0].float())
-            at += n
-    alone = torch.cat(alone)
-    with_, ignoring = ([float(d.abs().max()) for d in torch.split(logits - alone, row["seq_lengths"])]
-                       for logits in (packed, plain))
-    return {"samples": len(row["seq_lengths"]), "tokens": len(row["input_ids"]),
-            "with_boundaries": max(with_), "ignoring_boundaries": max(ignoring),
-            "with_by_sample": with_, "ignoring_by_sample": ignoring}
-
-
-# ----------------------------------------------------------------------------- synthetic conversations
-_SYSTEMS = ["You are a helpful assistant.", "你是一个乐于助人的助手。", "Answer briefly. 🙂", "Reply in JSON only."]
-_ASKS = ["What is 17 + 25?", "用一句话解释量子纠缠。", "Write a Python function that reverses a list.",
-         "Give me a haiku about rain 🌧️", "Return the user as JSON: name=Ann, age=31.",
-         "What does `git rebase` do?", "把这句话翻译成英文：今天天气很好。", "Is 97 prime?"]
-_REPLIES = ["42.", "量子纠缠是两个粒子的状态彼此关联，无论相距多远。",
-            "def reverse(xs):\n    return xs[::-1]\n", "Soft rain on the roof —\nthe city exhales slowly.\n🌧️✨",
-            "{\"name\": \"Ann\", \"age\": 31}", "It replays your commits on top of another branch.",
-            "The weather is nice today.", "Yes, 97 is prime. ✅",
-            "```python\nprint({'a': 1})\n```", "好的！👍 还有什么需要帮忙的吗？"]
-_TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city.",
-     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
-    {"type": "function", "function": {"name": "calc", "description": "Evaluate arithmetic.",
-     "parameters": {"type": "object", "properties": {"expr": {"type": "string"}}, "required": ["expr"]}}},
-]
-_CALLS = [("get_weather", {"city": "北京"}), ("get_weather", {"city": "Edmonton"}),
-          ("calc", {"expr": "12*(3+4)"}), ("calc", '{"expr": "2**10"}')]
-_RESULTS = ["{\"temp_c\": 12, \"condition\": \"Cloudy\"}", "84", "1024", "晴，25°C ☀️"]
-
-
-def synthetic_conversation(rng: random.Random) -> dict:
-    """One random conversation: 1–6 user turns, maybe a system prompt, tools, tool calls and results."""
-    messages: list[dict] = []
-    if rng.random() < 0.4:
-        messages.append({"role": "system", "content": rng.choice(_SYSTEMS)})
-    use_tools = rng.random() < 0.35
-    for _ in range(rng.randint(1, 6)):
-        messages.append({"role": "user", "content": rng.choice(_ASKS)})
-        if use_tools and rng.random() < 0.5:
-            calls = [rng.choice(_CALLS) for _ in range(rng.randint(1, 2))]
-            preface = rng.choice(["", "", None, "Let me check.", "我查一下。"])
-            messages.append({"role": "assistant", "content": preface, "tool_calls": [
-                {"type": "function", "id": f"call_{i}", "function": {"name": n, "arguments": a}}
-                for i, (n, a) in enumerate(calls)]})
-            messages += [{"role": "tool", "content": rng.choice(_RESULTS)} for _ in calls]
-        messages.append({"role": "assistant", "content": rng.choice(_REPLIES)})
-    return {"messages": messages, "tools": list(_TOOLS) if use_tools else None}
-
-
-def synthetic_conversations(n: int, seed: int = 0) -> list[dict]:
-    """``n`` random conversations (same seed, same list) for tests, benchmarks and demos."""
-    rng = random.Random(seed)
-    return [synthetic_conversation(rng) for _ in range(n)]

@@ -22,11 +22,13 @@ The constants are fitted to the H200 runs in ``bench/results`` (``gpu_shape_benc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
 
+from . import paths
+from .lora import PROJECTIONS, QWEN3_4B, Shape, lora_params
+
 GiB = 1024**3
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 NF4_BITS = 4.127  # 4-bit codes + 8-bit absmax per 64 weights, itself quantised (double quant)
 LOGIT_BYTES = 11  # plain loop: logits, their fp32 upcast, log-softmax and gradient, per vocab entry (fitted)
 TRAINER_LOGIT_BYTES = 0.6  # SFTTrainer on the bitsandbytes path, per token and vocab entry (fitted)
@@ -44,46 +46,6 @@ UNSLOTH_MLP_PER_TOKEN = 4
 # in the tiled MLP: traced, the SwiGLU backward writes h, df, de into three new (tokens × intermediate)
 # tensors; eager, its Triton kernel overwrites its inputs in place (bench/results/peak_breakdown-*.md)
 UNSLOTH_MLP_PER_TOKEN_EAGER = 1.5  # the MLP term then (fitted to the H200 rows); the tiles keep the traced 4
-
-
-@dataclass(frozen=True)
-class Shape:
-    """The shapes of a Qwen3-style decoder that set speed and memory."""
-
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied: bool = True
-
-    @classmethod
-    def from_config(cls, config) -> "Shape":
-        """From a ``transformers`` config (``Qwen3Config`` or similar)."""
-        c = config.get_text_config() if hasattr(config, "get_text_config") else config
-        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-        return cls(c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
-                   c.num_key_value_heads, head_dim, c.vocab_size, bool(getattr(c, "tie_word_embeddings", True)))
-
-    def projection_dims(self) -> dict[str, tuple[int, int]]:
-        """(in, out) features of each of the 7 projections."""
-        q, kv, h, i = self.heads * self.head_dim, self.kv_heads * self.head_dim, self.hidden, self.intermediate
-        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
-
-
-QWEN3_4B = Shape(hidden=2560, intermediate=9728, layers=36, heads=32, kv_heads=8, head_dim=128, vocab=151936)
-
-
-def lora_params(shape: Shape, r: int, targets=PROJECTIONS) -> int:
-    """Trainable LoRA parameters: ``r·(in+out)`` per targeted projection and layer."""
-    dims = shape.projection_dims()
-    unknown = set(targets) - set(dims)
-    if unknown:
-        raise ValueError(f"unknown target modules {sorted(unknown)}; choose from {list(PROJECTIONS)}")
-    return shape.layers * sum(r * (dims[t][0] + dims[t][1]) for t in targets)
 
 
 def estimate(shape: Shape, *, r: int = 16, targets=PROJECTIONS, batch: int = 1, seq: int = 1024,
@@ -196,10 +158,6 @@ def batch_table(effective: int = 16, path: str | None = None) -> list[dict]:
 
 def _read_bench(path: str | Path) -> dict | None:
     """A results JSON by its path from the project root (or an absolute one); ``None`` if absent."""
-    import json
-
-    from . import paths
-
     file = paths.PROJECT_ROOT / path  # an absolute ``path`` stays as it is
     return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
 
@@ -217,7 +175,5 @@ def load_gpu_bench(path: str | None = None) -> dict | None:
 def load_results(prefix: str, folder: str = "bench/results") -> list[dict]:
     """The committed results ``<prefix>-*.json`` in ``folder`` (``"peak_breakdown"``: what holds the
     peak; ``"mlp_ab"``: traced against eager fused MLP), one dict per file with its ``name`` added."""
-    from . import paths
-
     files = sorted((paths.PROJECT_ROOT / folder).glob(f"{prefix}-*.json"))
     return [{"name": f.stem, **_read_bench(f)} for f in files]

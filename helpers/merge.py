@@ -1,6 +1,6 @@
 """Merge a LoRA adapter into a full-precision copy of its base (notebook 07).
 
-    adapter = merge.pick_adapter("", "tiny-qwen3", run="demo")       # newest trained, else a demo
+    adapter = adapters.pick_adapter("", "tiny-qwen3", run="demo")    # newest trained, else a demo
     out = merge.merge("tiny-qwen3", adapter, merge.merged_dir("demo"))  # checkpoints/merged-demo/
     merged = merge.load_merged(out)                                   # plain AutoModelForCausalLM
 
@@ -11,19 +11,24 @@ inexact), attaches the adapter with PEFT and calls ``merge_and_unload``, which a
 """
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
-from . import adapters, paths
-from .memory import PROJECTIONS
+from peft.utils.integrations import dequantize_bnb_weight
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+from . import adapters, evaluate, paths
+from .cpu_compat import guard_avx512_bf16
+from .lora import QWEN3_4B, Shape, lora_params, model_params
+from .models import load_model, load_tokenizer, resolve
 
 PREFIX = "merged-"
-DEMO_PREFIX = "demo-lora-"
-DEMO_MARK = "course_demo.json"
 INFO = "merge_info.json"
 # Stated tolerance on |merged logits - (base + adapter) logits|. fp32: only the order of
 # additions differs (W·x + B·A·x vs (W + B·A)·x). bf16 keeps 8 significant bits, so
@@ -44,8 +49,6 @@ def _placement() -> dict:
 def release() -> None:
     """Collect garbage and empty the CUDA cache: after ``del model``, its memory is really free
     (Qwen3-4B is 8 GB in bf16, so a 16 GB GPU holds one copy at a time)."""
-    import gc
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -58,72 +61,6 @@ def merged_dir(run: str) -> Path:
     return paths.CHECKPOINTS / f"{PREFIX}{run}"
 
 
-# ----------------------------------------------------------------------------- adapters
-def demo_adapter(model: str, out: str | Path, seed: int = 0, r: int = 8, alpha: int = 16,
-                 targets: tuple[str, ...] = PROJECTIONS, b_std: float = 0.05) -> Path:
-    """Save an UNTRAINED demo LoRA adapter for ``model`` into ``out`` and return the folder.
-
-    PEFT initialises B to zero (a fresh adapter changes nothing); here B is drawn from
-    N(0, ``b_std``) with ``seed``, so merging visibly changes the logits. A
-    ``course_demo.json`` beside the adapter marks it as a demo.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    from .models import load_model, load_tokenizer
-
-    out = Path(out)
-    torch.manual_seed(seed)
-    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, bias="none",
-                     task_type="CAUSAL_LM")
-    peft_model = get_peft_model(load_model(model), cfg)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * b_std)
-    peft_model.save_pretrained(str(out))
-    load_tokenizer(model).save_pretrained(str(out))
-    (out / DEMO_MARK).write_text(json.dumps({"demo": True, "trained": False, "model": model, "seed": seed,
-                                             "b_std": b_std, "note": "untrained demo adapter: random LoRA B"},
-                                            indent=1))
-    return out
-
-
-def is_demo(path: str | Path) -> bool:
-    """True for an adapter written by ``demo_adapter``."""
-    return (Path(path) / DEMO_MARK).is_file()
-
-
-def pick_adapter(adapter: str, model: str, run: str, log=print) -> Path:
-    """``adapter`` if given, else the newest ``checkpoints/sft-lora-*``, else a new demo adapter (said so)."""
-    if adapter:
-        adapters.adapter_config(adapter)  # a clear error when the folder is not an adapter
-        log(f"adapter: {adapter}" + (" (UNTRAINED demo adapter)" if is_demo(adapter) else ""))
-        return Path(adapter)
-    newest = adapters.newest_adapter()
-    if newest is not None:
-        log(f"adapter: newest trained adapter {newest}")
-        return newest
-    out = demo_adapter(model, paths.CHECKPOINTS / f"{DEMO_PREFIX}{run}")
-    log(f"adapter: no checkpoints/sft-lora-* found (run notebook 05 to train one), so this notebook uses "
-        f"an UNTRAINED demo adapter with random weights: {out}")
-    return out
-
-
-def second_adapter(first: Path, model: str, run: str, log=print) -> Path:
-    """Another adapter for the same base: an older trained one if any, else a demo with another seed."""
-    root = paths.CHECKPOINTS
-    others = sorted((p.parent for p in root.glob(f"{adapters.PREFIX}*/adapter_config.json")
-                     if p.parent.resolve() != Path(first).resolve()),
-                    key=lambda p: (p / "adapter_config.json").stat().st_mtime, reverse=True)
-    if others:
-        log(f"second adapter: trained adapter {others[0]}")
-        return others[0]
-    out = demo_adapter(model, root / f"{DEMO_PREFIX}{run}-b", seed=1)
-    log(f"second adapter: UNTRAINED demo adapter (seed 1): {out}")
-    return out
-
-
 # ----------------------------------------------------------------------------- merge
 def is_quantized(model) -> bool:
     """True when any weight of ``model`` is stored by bitsandbytes in 4 or 8 bits."""
@@ -132,8 +69,6 @@ def is_quantized(model) -> bool:
 
 def base_with_adapter(model: str, adapter: str | Path, dtype: torch.dtype | None = None, name: str = "default"):
     """(PeftModel, tokenizer): the full-precision base (``merge_dtype``) with ``adapter`` attached."""
-    from .models import load_model, load_tokenizer
-
     base = load_model(model, dtype=dtype or merge_dtype(), **_placement())
     return adapters.attach(base, adapter, name=name).eval(), load_tokenizer(model)
 
@@ -169,7 +104,7 @@ def merge(model: str, adapter: str | Path, out: str | Path, *, overwrite: bool =
     merged.generation_config.save_pretrained(str(out))
     tok_src = Path(adapter) if (Path(adapter) / "tokenizer_config.json").is_file() else None
     (tok.from_pretrained(str(tok_src)) if tok_src else tok).save_pretrained(str(out))
-    info = {"base": model, "adapter": str(adapter), "demo_adapter": is_demo(adapter),
+    info = {"base": model, "adapter": str(adapter), "demo_adapter": adapters.is_demo(adapter),
             "dtype": str(merged.dtype).removeprefix("torch."), "merge_seconds": round(time.perf_counter() - start, 2)}
     (out / INFO).write_text(json.dumps(info, indent=1))
     del peft_model, merged
@@ -179,8 +114,6 @@ def merge(model: str, adapter: str | Path, out: str | Path, *, overwrite: bool =
 
 def load_merged(path: str | Path, dtype: torch.dtype | None = None):
     """The merged model as a plain ``AutoModelForCausalLM`` (no PEFT), in eval mode."""
-    from transformers import AutoModelForCausalLM
-
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or merge_dtype(), **_placement()).eval()
 
 
@@ -230,8 +163,6 @@ def effect_error(base: list[torch.Tensor], expected: list[torch.Tensor], got: li
 
 def greedy(model, tok, conversations: list[list[dict]], max_new_tokens: int = 32) -> list[str]:
     """Greedy replies of ``model`` to each prompt (``helpers.evaluate.generate``)."""
-    from . import evaluate
-
     return [g["reply"] for g in evaluate.generate(model, tok, conversations, max_new_tokens=max_new_tokens)]
 
 
@@ -263,17 +194,9 @@ def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[di
     mean |ΔW| and mean rounding error per weight) and the logit-level error against the
     unmerged 4-bit base + adapter (what QLoRA trained).
     """
-    import warnings
-
-    from peft.utils.integrations import dequantize_bnb_weight
-    from transformers import AutoModelForCausalLM
-
-    from .cpu_compat import guard_avx512_bf16
-    from .models import load_tokenizer, resolve
-    from .train import bnb_config
-
-    quant = bnb_config()
-    quant.bnb_4bit_compute_dtype = merge_dtype()  # same NF4 storage; fp32 matmuls on a CPU
+    # QLoRA's NF4 storage (as notebook 05 loads it), computing in merge_dtype: fp32 matmuls on a CPU
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=merge_dtype())
     base4 = AutoModelForCausalLM.from_pretrained(resolve(model), quantization_config=quant, dtype=merge_dtype(),
                                                  **_placement()).eval()
     guard_avx512_bf16(base4)
@@ -316,18 +239,8 @@ def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[di
             "peft_warnings": sorted({str(w.message) for w in caught if "4-bit" in str(w.message)})}
 
 
-def model_params(shape) -> int:
-    """Parameters of a Qwen3-style decoder of ``shape`` (``helpers.memory.Shape``)."""
-    dims = shape.projection_dims().values()
-    per_layer = sum(i * o for i, o in dims) + 2 * shape.hidden + 2 * shape.head_dim  # + RMSNorms, q/k norms
-    return shape.vocab * shape.hidden * (1 if shape.tied else 2) + shape.layers * per_layer + shape.hidden
-
-
-def real_model_sizes(r: int = 16, shape=None) -> dict:
+def real_model_sizes(r: int = 16, shape: Shape = QWEN3_4B) -> dict:
     """Bytes on disk for Qwen3-4B: the bf16 merged model and a LoRA adapter of rank ``r`` (fp32 and bf16)."""
-    from .memory import QWEN3_4B, lora_params
-
-    shape = shape or QWEN3_4B
     n, lora = model_params(shape), lora_params(shape, r)
     return {"params": n, "lora_params": lora, "merged_bf16_GB": 2 * n / 1e9,
             "adapter_fp32_MB": 4 * lora / 1e6, "adapter_bf16_MB": 2 * lora / 1e6}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .tiny_qwen3.build import tiny_model_dir, tiny_tokenizer_dir
 
 TINY = "tiny-qwen3"
 REAL = "unsloth/Qwen3-4B-Instruct-2507"
@@ -29,8 +30,6 @@ def resolve(name: str) -> str:
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"model name must be a non-empty string, got {name!r}; choose {CHOICES}")
     if name == TINY:
-        from .fixtures.build import tiny_model_dir
-
         return str(tiny_model_dir())
     if Path(name).expanduser().is_dir():
         folder = Path(name).expanduser()
@@ -90,8 +89,6 @@ def load_tokenizer(name: str = TINY, **kwargs: Any):
     from transformers import AutoTokenizer
 
     if name == TINY:
-        from .fixtures.build import tiny_tokenizer_dir
-
         return AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir()), **kwargs)
     return _from_hub(AutoTokenizer, resolve(name), **kwargs)
 

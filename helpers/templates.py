@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .fixtures.tokenizer import trl_template
+from .tiny_qwen3.tokenizer import trl_template
 from .tool_schemas import tools_list
 from .jsonl import read_jsonl
 

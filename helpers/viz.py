@@ -12,7 +12,9 @@ import html
 from collections import Counter
 from pathlib import Path
 
-from . import paths
+from . import masks, packing, paths
+from .models import load_tokenizer
+from .synthetic import synthetic_conversations
 
 IGNORE_INDEX = -100
 TRAINED, MASKED, CONTROL = "#bbf7d0", "#e5e7eb", "#b91c1c"
@@ -234,11 +236,9 @@ def plot_packing(rows: list[dict], title: str = "Packing (bfd): samples share a 
 
 def packing_figure(tokenizer, path: str | Path | None = None, max_length: int = 128, n: int = 10):
     """The course's packing picture: ``n`` short generated conversations packed by TRL's ``bfd``; saved if ``path``."""
-    from . import masks
-
-    samples = [s for s in masks.build_many(tokenizer, masks.synthetic_conversations(60, seed=3))
+    samples = [s for s in masks.build_many(tokenizer, synthetic_conversations(60, seed=3))
                if len(s["input_ids"]) <= max_length * 0.45][:n]
-    packed, _ = masks.pack(samples, max_length=max_length)
+    packed, _ = packing.pack(samples, max_length=max_length)
     fig = plot_packing(packed)
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
@@ -249,8 +249,6 @@ if __name__ == "__main__":
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import load_tokenizer
-
     out = paths.PICS / "packing.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     packing_figure(load_tokenizer(), out)

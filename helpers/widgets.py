@@ -5,6 +5,9 @@ controls to those functions and redraws an output area.
 """
 from __future__ import annotations
 
+from . import chat, data, evaluate, masks, train, viz
+from .lora import PROJECTIONS
+
 
 def mask_explorer(tokenizer, conversations: dict[str, dict], max_tokens: int | None = 400):
     """Notebook 03: pick a conversation and a labelling policy, see which tokens are trained.
@@ -16,8 +19,6 @@ def mask_explorer(tokenizer, conversations: dict[str, dict], max_tokens: int | N
 
     import ipywidgets as w
     from IPython.display import HTML, display
-
-    from . import masks, viz
 
     pick = w.Dropdown(options=list(conversations), description="conversation")
     policy = w.ToggleButtons(options=list(masks.POLICIES), description="policy")
@@ -56,8 +57,6 @@ def mix_weights(pools: dict, weights: dict | None = None, seed: int = 42, total_
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from . import data, data_report
-
     start = data.normalize_weights(weights or data.DEFAULT_WEIGHTS, pools)
     sliders = {p: w.FloatSlider(value=round(start[p], 2), min=0, max=1, step=0.05, description=p,
                                 continuous_update=False) for p in pools}
@@ -74,9 +73,9 @@ def mix_weights(pools: dict, weights: dict | None = None, seed: int = 42, total_
                 print(f"cannot mix: {err}")
                 return
             fig, ax = plt.subplots(figsize=(7, 3))
-            data_report.plot_composition(mix, ax=ax)
+            data.report.plot_composition(mix, ax=ax)
             plt.close(fig)  # shown once, inside the output area (plt.show() here can stall a headless run)
-            display(fig, data_report.mix_table(mix))
+            display(fig, data.report.mix_table(mix))
 
     for control in (*sliders.values(), strategy):
         control.observe(redraw, names="value")
@@ -91,9 +90,6 @@ def lora_explorer(model, preset: str = "gpu-16gb"):
     Drawn once at build time, so a headless run (papermill) shows the defaults.
     """
     import ipywidgets as w
-
-    from . import train
-    from .memory import PROJECTIONS
 
     r = w.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128], value=16, description="r")
     alpha = w.SelectionSlider(options=[1, 2, 4, 8, 16, 32, 64, 128, 256], value=32, description="alpha")
@@ -133,8 +129,6 @@ def chat_box(model, tokenizer, max_new_tokens: int = 128):
 
     import ipywidgets as w
     from IPython.display import HTML, display
-
-    from . import chat, evaluate
 
     text = w.Text(placeholder="Ask something…", layout=w.Layout(width="60%"))
     send, reset = w.Button(description="Send", button_style="primary"), w.Button(description="New chat")

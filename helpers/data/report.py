@@ -1,91 +1,28 @@
-"""Checks, statistics and pictures for the dataset pipeline (``helpers.data``).
+"""Checks, statistics and pictures of a dataset build (notebook 04).
 
-``validate`` lists every problem in a built set with its sample id and line; the rest
-turn a build report into tables (pandas) and matplotlib figures for notebook 04.
+``validate`` lists every problem in a built set (``helpers.conversation``'s rules) with its
+sample id and line; the rest turn a build report into pandas tables and matplotlib figures.
+
+    >>> validate("runs/dataset/qwen3_sft_mixed/val.jsonl")   # a clean build has no problems
+    []
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
-from .data_sources import CONTROL_TOKEN_RE, column
-from .tool_schemas import tools_list
-from .jsonl import iter_jsonl
-
-ROLES = {"system", "user", "assistant", "tool"}
+from .. import conversation, paths
+from ..jsonl import iter_jsonl
+from ..tool_schemas import tools_list
+from .sources import column
 
 
 # ---------------------------------------------------------------- validation
-
-def check_messages(messages: list[dict], tags: list[str] | None = None, tools=None) -> list[str]:
-    """Problems in one conversation: roles and order, empty replies, tool calls (answered, and
-    naming a tool of the row's ``tools``), JSON-only replies."""
-    if not messages:
-        return ["no messages"]
-    problems, pending, prev = [], set(), None
-    try:
-        offered = _tool_names(tools)
-    except (json.JSONDecodeError, AttributeError, TypeError):
-        problems.append("tools is not a JSON list of tool schemas")
-        offered = set()
-    for k, m in enumerate(messages):
-        role, content = m.get("role"), m.get("content") or ""
-        if role not in ROLES:
-            problems.append(f"turn {k}: unknown role {role!r}")
-            continue
-        if CONTROL_TOKEN_RE.search(content):
-            problems.append(f"turn {k}: literal control token in {role} content")
-        if role == "system" and k:
-            problems.append(f"turn {k}: system turn is not first")
-        if role in ("user", "assistant") and pending:
-            problems.append(f"turn {k}: tool calls {sorted(map(str, pending))} have no tool turn")
-            pending = set()
-        if role == "user" and prev == "user":
-            problems.append(f"turn {k}: two user turns in a row")
-        if role == "assistant":
-            calls = m.get("tool_calls") or []
-            if prev not in ("user", "tool"):
-                problems.append(f"turn {k}: assistant turn follows {prev or 'nothing'}, not a user or tool turn")
-            if not content.strip() and not calls:
-                problems.append(f"turn {k}: empty assistant reply")
-            for c in calls:
-                fn = c.get("function") or {}
-                try:
-                    json.loads(fn.get("arguments") or "")
-                except (json.JSONDecodeError, TypeError):
-                    problems.append(f"turn {k}: tool call {c.get('id')} has arguments that are not JSON")
-                if fn.get("name") not in offered:
-                    problems.append(f"turn {k}: tool call {c.get('id')} calls {fn.get('name')!r}, "
-                                    f"not a tool of this row ({sorted(offered) or 'no tools'})")
-            pending = {c.get("id") for c in calls}
-        if role == "tool":
-            if m.get("tool_call_id") not in pending:
-                problems.append(f"turn {k}: tool turn answers no open call (tool_call_id={m.get('tool_call_id')!r})")
-            pending.discard(m.get("tool_call_id"))
-        prev = role
-    first = next((m.get("role") for m in messages if m.get("role") != "system"), None)
-    if first != "user":
-        problems.append(f"first turn after the system prompt is {first!r}, not 'user'")
-    if pending:
-        problems.append(f"tool calls {sorted(map(str, pending))} have no tool turn")
-    if messages[-1].get("role") != "assistant":
-        problems.append(f"last turn is {messages[-1].get('role')!r}, not 'assistant'")
-    elif "json-only" in (tags or []):
-        try:
-            ok = isinstance(json.loads(messages[-1].get("content") or ""), dict)
-        except json.JSONDecodeError:
-            ok = False
-        if not ok:
-            problems.append("json-only reply is not a JSON object")
-    return problems
-
-
-def _tool_names(tools) -> set:
-    """Function names in ``tools`` (a list of schemas, its JSON text, or None)."""
-    return {(t.get("function") or t).get("name") for t in tools_list(tools) or []}
-
 
 def validate(rows) -> list[str]:
     """Every problem in a ``Dataset`` (row numbers) or a JSONL file (line numbers), with sample ids."""
@@ -98,8 +35,8 @@ def validate(rows) -> list[str]:
         items = [(f"row {n}", {c: v[n] for c, v in cols.items()}) for n in range(len(rows))]
     problems = []
     for where, row in items:
-        found = [row["_error"]] if "_error" in row else check_messages(row.get("messages") or [], row.get("tags"),
-                                                                        row.get("tools"))
+        found = [row["_error"]] if "_error" in row else conversation.problems(row.get("messages"), row.get("tools"),
+                                                                               row.get("tags"))
         problems += [f"{where} id={row.get('id')}: {p}" for p in found]
     return problems
 
@@ -145,8 +82,6 @@ def length_histogram(lengths: dict[str, np.ndarray], bins: int = 30) -> dict:
 
 def steps_table(report: dict):
     """Rows per pool after each step (pandas DataFrame)."""
-    import pandas as pd
-
     table = pd.DataFrame(report["steps"]).fillna(0).astype(int)
     table.loc["total"] = table.sum()
     return table
@@ -154,23 +89,17 @@ def steps_table(report: dict):
 
 def drops_table(report: dict):
     """Every drop by pool and reason, with the first rows it hit."""
-    import pandas as pd
-
     cols = ["step", "pool", "reason", "rows", "examples"]
     return pd.DataFrame([{**d, "examples": ", ".join(d["examples"])} for d in report["dropped"]], columns=cols)
 
 
 def mix_table(mix: dict):
     """Requested vs realised share per pool."""
-    import pandas as pd
-
     return pd.DataFrame(mix["pools"]).T
 
 
 def plot_composition(mix: dict, ax=None):
     """Bars: requested vs realised share per pool, with the realised row counts."""
-    import matplotlib.pyplot as plt
-
     ax = ax or plt.subplots(figsize=(7, 3))[1]
     pools = list(mix["pools"])
     x = np.arange(len(pools))
@@ -190,8 +119,6 @@ def plot_composition(mix: dict, ax=None):
 
 def plot_lengths(lengths: dict[str, np.ndarray], ax=None, bins: int = 30):
     """Histogram of chat-template token lengths per pool (log-scaled x)."""
-    import matplotlib.pyplot as plt
-
     ax = ax or plt.subplots(figsize=(7, 3))[1]
     edges = length_histogram(lengths, bins)["edges"]
     for pool, v in lengths.items():
@@ -205,12 +132,6 @@ def plot_lengths(lengths: dict[str, np.ndarray], ax=None, bins: int = 30):
 
 def raw_preview(data_dir=None, width: int = 90):
     """The first raw row of every sample file, in its own schema (DataFrame)."""
-    import csv
-
-    import pandas as pd
-
-    from . import paths
-
     rows = []
     for path in sorted(Path(data_dir or paths.DATA).glob("*")):
         if path.suffix not in (".jsonl", ".csv"):
@@ -223,8 +144,6 @@ def raw_preview(data_dir=None, width: int = 90):
 
 def cleaning_table(report: dict):
     """Control tokens removed and answers capped per pool."""
-    import pandas as pd
-
     return pd.DataFrame(report["cleaning"]).T[["control_tokens_removed", "answers_capped"]]
 
 

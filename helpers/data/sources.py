@@ -9,16 +9,18 @@ every literal control token removed. Nothing is dropped without being counted.
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from .jsonl import read_jsonl
-from .tool_schemas import tools_text
+from .. import paths
+from ..numbers import NUMBER_RE, format_number  # noqa: F401  (NUMBER_RE: public here too)
+from ..conversation import CONTROL_TOKEN_RE  # cut out of every text and counted
+from ..tool_schemas import tools_text
+from .read import display_path, read_raw, row_lines
 
 # One row of the course: OpenAI/TRL ``messages``; tool-call arguments are JSON strings
 # (as in the OpenAI API) and ``tools`` is the JSON text of the row's tool schemas (None
@@ -46,12 +48,7 @@ HUB_IDS = {"cmath": "weitianwen/cmath", "mawps": "mwpt5/MAWPS", "emoji": "shareA
 HUB_SPLITS = {"cmath": "test", "mawps": "train", "emoji": "train"}
 NORMALIZED = ("id", "messages", "tags", "tools")  # step 1's columns; add_metadata adds "source"
 MAX_ANSWER_CHARS = 3000
-# Literal chat-control text: Qwen's <|...|> tokens (and look-alikes such as the seed's
-# <|user|>) plus the tag-style tokens Qwen3 adds. Tokenised, they would become real
-# control tokens and break turn boundaries, so they are cut out and counted.
-CONTROL_TOKEN_RE = re.compile(r"<\|[A-Za-z0-9_]{1,40}\|>|</?(?:think|tool_call|tool_response)>")
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?%?")  # 9, 2.5, 2/6, 12%
 _PLACEHOLDER_RE = re.compile(r"\b(?:number|N_)(\d+)\b")
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,?!;:])")
 _EXAMPLES = 5  # row numbers kept per drop reason
@@ -72,76 +69,8 @@ def clean_text(text: Any) -> tuple[str, int]:
     return text.strip(), removed
 
 
-def format_number(value: Any) -> str | None:
-    """``504.0`` → ``504``, ``0.8333333333333334`` → ``0.833333``; fractions/percent kept; else None."""
-    text = str(value).strip() if value is not None else ""
-    if not text:
-        return None
-    try:
-        x = float(text)
-    except ValueError:
-        return text if NUMBER_RE.fullmatch(text) else None
-    if not math.isfinite(x):
-        return None
-    if x.is_integer():
-        return str(int(x))
-    return f"{round(x, 6):.6f}".rstrip("0").rstrip(".")
-
-
 def _turn(role: str, content: str) -> dict:
     return {"role": role, "content": content, "tool_calls": None, "tool_call_id": None}
-
-
-# ---------------------------------------------------------------- reading raw files
-
-def read_raw(path: str | Path, *, hub: bool = False, split: str = "train") -> Dataset:
-    """A raw source as a ``Dataset``: JSONL/JSON, CSV, a ``save_to_disk`` folder, or a hub id."""
-    from datasets import load_dataset, load_from_disk
-
-    if hub:
-        try:
-            return load_dataset(str(path), split=split)
-        except Exception as err:  # offline: ConnectionError, DatasetNotFoundError, OSError…
-            raise ConnectionError(
-                f"could not load {path!r} (split {split!r}) from the Hugging Face Hub: "
-                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}\n"
-                "Offline? Use SOURCE='local' (the samples in data/), or run once with internet."
-            ) from None
-    path = Path(path)
-    if path.is_dir():
-        return load_from_disk(str(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"raw source {path} does not exist")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty (an empty pool cannot be normalised)")
-    builder = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix.lower())
-    if builder is None:
-        raise ValueError(f"{path}: unknown file type {path.suffix!r}; use .jsonl, .json, .csv or a save_to_disk folder")
-    if builder == "json":
-        read_jsonl(path)  # pyarrow's error names neither line nor field
-    kwargs = {"keep_default_na": False} if builder == "csv" else {}
-    return load_dataset(builder, data_files=str(path), split="train", **kwargs)
-
-
-def row_lines(path: str | Path) -> list[int] | None:
-    """The line each data row of a local JSONL/CSV file starts on (blank lines and quoted
-    line breaks counted), so drop reports point at the right line; ``None`` for folders."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    if path.suffix.lower() in (".jsonl", ".json"):  # read_raw has already parsed every line
-        with path.open(encoding="utf-8") as f:
-            return [line_no for line_no, line in enumerate(f, 1) if line.strip()]
-    import csv
-
-    lines, start = [], 1
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        for record in reader:
-            if record and any(field.strip() for field in record):  # pandas skips blank lines too
-                lines.append(start)
-            start = reader.line_num + 1
-    return lines[1:]  # the first record is the header
 
 
 def _require(ds: Dataset, name: str, *groups: tuple[str, ...]) -> None:
@@ -172,7 +101,7 @@ def _qa_rows(questions, answers, drops, ctrl_extra=None) -> dict:
     return out
 
 
-def _cmath_batch(batch: dict) -> dict:
+def cmath_batch(batch: dict) -> dict:
     n = len(next(iter(batch.values())))
     questions = batch.get("input") or [None] * n
     if "question" in batch:
@@ -186,7 +115,7 @@ def _cmath_batch(batch: dict) -> dict:
     return _qa_rows(questions, answers, drops)
 
 
-def _mawps_batch(batch: dict) -> dict:
+def mawps_batch(batch: dict) -> dict:
     questions, answers, drops = [], [], []
     for q, numbers, answer in zip(batch["Question"], batch["Numbers"], batch["Answer"]):
         values = str(numbers or "").split()
@@ -211,7 +140,7 @@ def _mawps_batch(batch: dict) -> dict:
     return _qa_rows(questions, answers, drops)
 
 
-def _emoji_batch(batch: dict) -> dict:
+def emoji_batch(batch: dict) -> dict:
     if "question" in batch:  # {"question", "answer_zh", "answer_en"}
         n = len(batch["question"])
         zh, en = batch.get("answer_zh", [None] * n), batch.get("answer_en", [None] * n)
@@ -252,7 +181,7 @@ def _capped(out: dict) -> dict:
     return out
 
 
-def _chat_batch(batch: dict) -> dict:
+def chat_batch(batch: dict) -> dict:
     """Rows already in the course schema: clean every content, tool arguments and tools as JSON strings."""
     n = len(batch["messages"])
     out = {"messages": [], "_drop": [], "_ctrl": [], "tools": [],
@@ -291,7 +220,7 @@ def _arguments(function: dict) -> str:
 def _normalize(path, source: str, batch_fn: Callable, required: tuple, *, hub: bool,
                line_offset: int, id_col: str | None = None) -> tuple[Dataset, dict]:
     raw = read_raw(path, hub=hub, split=HUB_SPLITS.get(source, "train"))
-    name = str(path) if hub else _display(Path(path))
+    name = str(path) if hub else display_path(Path(path))
     _require(raw, name, *required)
     stem = Path(name).stem if not hub else name.replace("/", "_")
     # a plain list: handing datasets' lazy Column to add_column reads it row by row (9 s per 50k rows)
@@ -318,16 +247,6 @@ def _normalize(path, source: str, batch_fn: Callable, required: tuple, *, hub: b
     return kept, report
 
 
-def _display(path: Path) -> str:
-    """A path relative to the project when it is inside it (shorter in reports)."""
-    from .paths import PROJECT_ROOT
-
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _step1_columns(batch: dict) -> dict:
     """Step 1's output columns in a fixed order (casting needs the same order in every pool)."""
     n = len(batch["id"])
@@ -337,12 +256,12 @@ def _step1_columns(batch: dict) -> dict:
 
 def normalize_cmath(path: str | Path = HUB_IDS["cmath"], *, hub: bool = False) -> tuple[Dataset, dict]:
     """CMATH rows ``{"input" | "question", "golden", …}`` → user question, assistant answer."""
-    return _normalize(path, "cmath", _cmath_batch, (("input", "question"), ("golden",)), hub=hub, line_offset=1)
+    return _normalize(path, "cmath", cmath_batch, (("input", "question"), ("golden",)), hub=hub, line_offset=1)
 
 
 def normalize_mawps(path: str | Path = HUB_IDS["mawps"], *, hub: bool = False) -> tuple[Dataset, dict]:
     """MAWPS CSV rows: placeholders ``number0``/``N_0`` filled from ``Numbers``; ``504.0`` → ``504``."""
-    return _normalize(path, "mawps", _mawps_batch, (("Question",), ("Numbers",), ("Answer",)), hub=hub,
+    return _normalize(path, "mawps", mawps_batch, (("Question",), ("Numbers",), ("Answer",)), hub=hub,
                       line_offset=2)  # CSV line = row + 2 (header, 1-based), for one-line rows
 
 
@@ -350,9 +269,44 @@ def normalize_emoji(path: str | Path = HUB_IDS["emoji"], *, hub: bool = False) -
     """Emoji chat: ``answer_zh`` (else ``answer_en``) or firefly ``prompt``/``chosen``; replies ≤ 3000 chars."""
     raw_cols = read_raw(path, hub=hub, split=HUB_SPLITS["emoji"]).column_names
     required = (("question",), ("answer_zh", "answer_en")) if "question" in raw_cols else (("prompt",), ("chosen",))
-    return _normalize(path, "emoji", _emoji_batch, required, hub=hub, line_offset=1)
+    return _normalize(path, "emoji", emoji_batch, required, hub=hub, line_offset=1)
 
 
 def normalize_chat(path: str | Path, source: str) -> tuple[Dataset, dict]:
     """Course-schema JSONL (``id``, ``messages``, optional ``tags`` and ``tools``): cleaned, arguments as JSON strings."""
-    return _normalize(path, source, _chat_batch, (("messages",),), hub=False, line_offset=1, id_col="id")
+    return _normalize(path, source, chat_batch, (("messages",),), hub=False, line_offset=1, id_col="id")
+
+# ---------------------------------------------------------------- the course's pools
+
+# pool → (normaliser, local files under data/); json and tool are the course's own schema.
+POOLS = {
+    "cmath": ("cmath", ["cmath.jsonl", "cmath_question.jsonl"]),
+    "mawps": ("mawps", ["mawps.csv", "mawps_seed.csv"]),
+    "emoji": ("emoji", ["emoji.jsonl", "emoji_dpo.jsonl"]),
+    "json": ("chat", ["json_strict.jsonl"]),
+    "tool": ("chat", ["tool_calls.jsonl"]),
+}
+NORMALIZERS = {"cmath": normalize_cmath, "mawps": normalize_mawps, "emoji": normalize_emoji, "chat": normalize_chat}
+
+
+def normalize_pool(pool: str, source: str = "local", data_dir: str | Path | None = None) -> tuple[Dataset, dict]:
+    """Step 1 for one pool: every file normalised and concatenated; report summed over files."""
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; pools are {list(POOLS)}")
+    if source not in ("local", "hub"):
+        raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
+    kind, files = POOLS[pool]
+    if source == "hub" and pool in HUB_IDS:
+        parts = [NORMALIZERS[kind](HUB_IDS[pool], hub=True)]
+    else:
+        folder = Path(data_dir or paths.DATA)
+        fn = NORMALIZERS[kind]
+        parts = [fn(folder / f, pool) if kind == "chat" else fn(folder / f) for f in files]
+    report = {"files": [r["file"] for _, r in parts], "dropped": {}, "examples": {}}
+    for key in ("rows_in", "rows_out", "control_tokens_removed", "answers_capped"):
+        report[key] = sum(r[key] for _, r in parts)
+    for _, r in parts:
+        for reason, n in r["dropped"].items():
+            report["dropped"][reason] = report["dropped"].get(reason, 0) + n
+            report["examples"].setdefault(reason, []).extend(r["examples"][reason])
+    return concatenate_datasets([ds for ds, _ in parts]), report

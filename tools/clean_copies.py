@@ -1,4 +1,4 @@
-"""Instructor copies: ``python -m helpers.clean_copies [--src DIR] [--out DIR]``.
+"""Instructor copies: ``python tools/clean_copies.py [--src DIR] [--out DIR]``.
 
 Writes every course notebook without outputs, execution counts or widget state, with
 each exercise cell reset to the student version and any cell tagged ``solution`` removed — so a
@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import paths
+from helpers import paths
 
 DEFAULT_OUT = paths.PROJECT_ROOT / "clean"
 STUDENT_NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"

@@ -1,4 +1,4 @@
-"""Run the course's notebooks headless with papermill: ``python -m helpers.course``.
+"""Run the course's notebooks headless with papermill: ``python tools/run_course.py [names…]``.
 
 Executed copies go to ``runs/executed/``; a table of notebook / seconds / status is
 printed and the exit status is non-zero if any notebook failed.
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import paths
+from helpers import paths
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 

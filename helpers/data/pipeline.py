@@ -1,0 +1,211 @@
+"""The dataset pipeline end to end: ``Pipeline`` (one step at a time, notebook 04), ``build``
+(all at once), ``load_splits`` (what training and evaluation read) and the command line.
+
+    python -m helpers.data [--strategy resample] [--seed 7] [--out DIR]
+
+Every drop is counted in ``Pipeline.report``, by step, pool and reason.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Mapping
+
+import datasets
+import numpy as np
+import pandas as pd
+from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
+
+from ..models import TINY, load_tokenizer
+from . import report, sources, steps
+from .sources import column
+
+
+class Pipeline:
+    """The steps one at a time (notebook 04); each returns the rows-per-pool table so far.
+
+    ``report`` collects rows per pool per step, every drop by reason, the mix, the split,
+    token-length statistics and validation problems; ``save_report`` writes it as JSON.
+    """
+
+    def __init__(self, source: str = "local", weights: Mapping[str, float] | None = None,
+                 strategy: str = "interleave", seed: int = 42, total_size: int | None = None,
+                 valid_ratio: float = 0.05, min_valid: int = 100, data_dir: str | Path | None = None,
+                 out_dir: str | Path | None = None):
+        if strategy not in steps.STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {steps.STRATEGIES}")
+        self.weights = dict(steps.DEFAULT_WEIGHTS if weights is None else weights)
+        self.source, self.strategy, self.seed, self.total_size = source, strategy, seed, total_size
+        self.valid_ratio, self.min_valid, self.data_dir = valid_ratio, min_valid, data_dir
+        self.out_dir = Path(out_dir or steps.DEFAULT_OUT)
+        self.pools: dict[str, Dataset] = {}
+        self.mixed: Dataset | None = None
+        self.splits: DatasetDict | None = None
+        self.report: dict = {"config": {"source": source, "weights": self.weights, "strategy": strategy,
+                                        "seed": seed, "total_size": total_size, "valid_ratio": valid_ratio,
+                                        "min_valid": min_valid},
+                             "steps": {}, "dropped": [], "cleaning": {}}
+
+    def _record(self, step: str, counts: Mapping[str, int]):
+        self.report["steps"][step] = {p: int(n) for p, n in counts.items()}
+        return report.steps_table(self.report)
+
+    def _drop(self, step: str, pool: str, reason: str, n: int, examples=()):
+        if n:
+            self.report["dropped"].append({"step": step, "pool": pool, "reason": reason, "rows": int(n),
+                                           "examples": list(examples)})
+
+    def _by_pool(self, ds: Dataset) -> dict[str, int]:
+        names = column(ds, "source") if len(ds) else np.array([])
+        return {p: int((names == p).sum()) for p in self.pools}
+
+    def normalize(self):
+        """Step 1: every pool normalised to ``messages``; drops and control tokens counted."""
+        raw = {}
+        for pool in sources.POOLS:
+            self.pools[pool], r = sources.normalize_pool(pool, self.source, self.data_dir)
+            raw[pool] = r["rows_in"]
+            self.report["cleaning"][pool] = {k: r[k] for k in ("files", "control_tokens_removed", "answers_capped")}
+            for reason, n in r["dropped"].items():
+                self._drop("normalize", pool, reason, n, r["examples"][reason])
+        self._record("raw", raw)
+        return self._record("normalize", {p: len(ds) for p, ds in self.pools.items()})
+
+    def add_metadata(self):
+        """Step 2: ``source`` and ``tags`` on every row."""
+        self.pools = {p: steps.add_metadata(ds, p, steps.TAGS[p]) for p, ds in self.pools.items()}
+        return self._record("metadata", {p: len(ds) for p, ds in self.pools.items()})
+
+    def dedup(self):
+        """Step 3: MD5 dedup inside each pool."""
+        for p, ds in self.pools.items():
+            self.pools[p], removed = steps.dedup(ds)
+            self._drop("dedup", p, "duplicate inside the pool", removed)
+        return self._record("dedup", {p: len(ds) for p, ds in self.pools.items()})
+
+    def save_pools(self) -> dict[str, Path]:
+        """Step 4: each pool to Arrow under ``runs/dataset/normalized/``."""
+        return steps.save_pools(self.pools, self.out_dir.parent / "normalized")
+
+    def normalize_weights(self) -> dict[str, float]:
+        """Step 5: the weights scaled to sum to 1 over the pools (the report keeps both)."""
+        self.weights = steps.normalize_weights(self.weights, self.pools)
+        self.report["weights"] = self.weights
+        return self.weights
+
+    def mix(self):
+        """Step 6: interleave or resample by the weights; the report gets requested vs realised."""
+        self.mixed, self.report["mix"] = steps.mix(self.pools, self.weights, self.strategy, self.seed,
+                                                       self.total_size)
+        for p, row in self.report["mix"]["pools"].items():
+            self._drop("mix", p, "not drawn by the mix", row["available"] - row["unique"])
+        return self._record("mix", self._by_pool(self.mixed))
+
+    def final_dedup(self):
+        """Step 7: cross-pool duplicates removed after mixing (resample copies kept)."""
+        before = self._by_pool(self.mixed)
+        self.mixed, _ = steps.final_dedup(self.mixed)
+        after = self._by_pool(self.mixed)
+        for p in self.pools:
+            self._drop("final_dedup", p, "same messages as a row of another pool", before[p] - after[p])
+        return self._record("final_dedup", after)
+
+    def split(self):
+        """Step 8: seeded, stratified train/validation split."""
+        self.splits, self.report["split"] = steps.split_train_valid(self.mixed, self.valid_ratio, self.seed, self.min_valid)
+        self._record("train", self._by_pool(self.splits["train"]))
+        n_copies = self.report["split"]["copies_kept_out_of_validation"]
+        self._drop("split", "all", "resample copy of a validation sample (kept out of validation)", n_copies)
+        return self._record("validation", self._by_pool(self.splits["validation"]))
+
+    def export(self) -> dict[str, Path]:
+        """Step 9: Arrow + JSONL under ``out_dir``; the report is saved beside them."""
+        files = steps.export(self.splits, self.out_dir)
+        self.report["files"] = {k: str(v) for k, v in files.items()}
+        return files
+
+    def validate(self) -> list[str]:
+        """Step 10: every problem in the exported JSONL (file:line id=…)."""
+        problems = [p for name in ("train.jsonl", "val.jsonl") for p in report.validate(self.out_dir / name)]
+        self.report["validation_problems"] = problems
+        self.report["json_rows_in_validation"] = int(sum("json-only" in t for t in self.splits["validation"]["tags"][:]))
+        return problems
+
+    def token_stats(self, tokenizer=TINY, per_pool: int = 500) -> dict[str, np.ndarray]:
+        """Token lengths per pool with the course tokenizer (seeded sample of ``per_pool`` rows)."""
+        tok = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+        full = concatenate_datasets([self.splits["train"], self.splits["validation"]])
+        lengths = report.token_lengths(full, tok, per_pool=per_pool, seed=self.seed)
+        self.report["token_lengths"] = report.length_stats(lengths)
+        self.report["token_length_histogram"] = report.length_histogram(lengths)
+        return lengths
+
+    def save_report(self, path: str | Path | None = None) -> Path:
+        """The report as JSON (default ``<out_dir>/report.json``)."""
+        path = Path(path or self.out_dir / "report.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.report, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        return path
+
+    def run(self, tokenizer=TINY, per_pool: int = 500) -> dict:
+        """Every step in order; raises if validation finds a problem."""
+        for step in (self.normalize, self.add_metadata, self.dedup, self.save_pools, self.normalize_weights,
+                     self.mix, self.final_dedup, self.split, self.export):
+            step()
+        if tokenizer is not None:
+            self.token_stats(tokenizer, per_pool)
+        problems = self.validate()
+        self.save_report()
+        if problems:
+            raise ValueError(f"{len(problems)} problems in the built set, e.g. {problems[:3]}")
+        return self.report
+
+
+def build(out_dir: str | Path | None = None, *, tokenizer=TINY, show: bool = False, **options) -> dict:
+    """Run the whole pipeline (``Pipeline(**options).run()``); returns the report, printed with ``show``."""
+    built = Pipeline(out_dir=out_dir, **options).run(tokenizer=tokenizer)
+    if show:
+        print(summary(built))
+    return built
+
+
+def summary(build_report: dict) -> str:
+    """The build report as text: rows per pool per step, drops by reason, the mix, token lengths."""
+    parts = [("rows per pool after each step", report.steps_table(build_report)),
+             ("drops", report.drops_table(build_report).drop(columns="examples")),
+             ("mix: requested vs realised", report.mix_table(build_report["mix"]))]
+    if build_report.get("token_lengths"):
+        parts.append(("token lengths (course tokenizer)", pd.DataFrame(build_report["token_lengths"]).T))
+    return "\n\n".join(f"{title}\n{table.to_string()}" for title, table in parts)
+
+
+def is_built(path: str | Path | None = None) -> bool:
+    """True when ``path`` (default ``runs/dataset/qwen3_sft_mixed``) holds both exported splits."""
+    path = Path(path or steps.DEFAULT_OUT)
+    return (path / "train").is_dir() and (path / "validation").is_dir()
+
+
+def load_splits(path: str | Path | None = None) -> DatasetDict:
+    """``train``/``validation`` from ``path`` (default ``runs/dataset/qwen3_sft_mixed``).
+
+    Only reads: a missing dataset is an error that names the command that builds it.
+    """
+    path = Path(path or steps.DEFAULT_OUT)
+    if not is_built(path):
+        raise FileNotFoundError(f"no dataset at {path} (train/ and validation/ missing): run notebook 04, "
+                                f"or build it with `python -m helpers.data --out {path}`")
+    return DatasetDict(train=load_from_disk(str(path / "train")), validation=load_from_disk(str(path / "validation")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.data [--strategy resample] [--seed 7] [--out DIR]``: build and print the report."""
+    parser = argparse.ArgumentParser(description="Build the course's mixed SFT set from data/ and print its report.")
+    parser.add_argument("--strategy", default="interleave", choices=steps.STRATEGIES)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {steps.DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    datasets.disable_progress_bars()
+    built = build(args.out, strategy=args.strategy, seed=args.seed, show=True)
+    print(f"\nwritten: {', '.join(built['files'].values())} and report.json")
+    return 0
