@@ -19,21 +19,24 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | md5sum
 .PHONY: install browser course test lab clean-copies
 install: $(STAMP)
 
+# pip's output goes to $(VENV)/install.log and is shown only when the install fails
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e .
+	@echo "installing the pinned stack into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -r requirements.txt \
+	  && $(PY) -m pip install --no-deps -e .; } > $(VENV)/install.log 2>&1 \
+	  || { tail -n 40 $(VENV)/install.log; echo "pip install failed: see $(VENV)/install.log"; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $@
 
 course: install
-	$(PY) -m helpers.course
+	@$(PY) tools/run_course.py
 
 # Debian's chromium for the browser tests (never a downloaded browser build), and a CJK font so
 # that their screenshots show the Chinese samples as characters (optional: boxes without it)
 browser:
-	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@mkdir -p $(CACHE); command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > $(CACHE)/apt.log 2>&1 \
+	  || { tail -n 20 $(CACHE)/apt.log; echo "installing chromium failed (log: $(CACHE)/apt.log)"; }; \
 	else echo "chromium is missing: sudo apt-get install -y chromium (the browser tests fail until it is there)"; fi; }
 	@dpkg-query -W -f='$${Status}' fonts-wqy-microhei 2>/dev/null | grep -q 'ok installed' || { [ "$$(id -u)" = 0 ] && { apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; } 2>/dev/null \
@@ -46,4 +49,4 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
 clean-copies: install
-	$(PY) -m helpers.clean_copies --out clean
+	$(PY) tools/clean_copies.py --out clean

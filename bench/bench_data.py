@@ -23,11 +23,13 @@ from pathlib import Path
 
 import datasets
 
-from helpers import data, data_samples
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root, for tools/
+from helpers import data  # noqa: E402
+from tools import make_samples  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data.json"
 TARGET_MIX_ROWS, TARGET_S = 100_000, 30
-ROWS_AT_SCALE_1 = sum(len(v) for v in data_samples.make_samples(0, 1.0).values())
+ROWS_AT_SCALE_1 = sum(len(v) for v in make_samples.make_samples(0, 1.0).values())
 
 
 def main(argv=None) -> int:
@@ -40,8 +42,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         scale = args.rows / ROWS_AT_SCALE_1
-        rows = sum(len(v) for v in data_samples.make_samples(0, scale).values())
-        counts = data_samples.write_samples(Path(tmp) / "data", scale=scale * args.rows / rows)
+        rows = sum(len(v) for v in make_samples.make_samples(0, scale).values())
+        counts = make_samples.write_samples(Path(tmp) / "data", scale=scale * args.rows / rows)
         gen_s = time.perf_counter() - t0
         datasets.disable_caching()  # time the work, not a cache hit of an earlier run
         start = time.perf_counter()

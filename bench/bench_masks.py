@@ -20,7 +20,8 @@ from pathlib import Path
 
 import helpers
 from helpers import masks
-from helpers.fixtures.tokenizer import trl_template
+from helpers.synthetic import synthetic_conversations
+from helpers.tiny_qwen3.tokenizer import trl_template
 
 RESULTS = Path(__file__).resolve().parent / "results" / "masks.json"
 
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     tok = helpers.load_tokenizer("tiny-qwen3")
-    rows = masks.synthetic_conversations(args.n, seed=0)
+    rows = synthetic_conversations(args.n, seed=0)
     sizes = [len(r["messages"]) for r in rows]
     tokens = sum(len(s["input_ids"]) for s in masks.build_many(tok, rows[:1000]))
 

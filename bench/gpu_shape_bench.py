@@ -157,13 +157,13 @@ def worker(path: str, model_dir: str, shapes: list[str], steps: int, warmup: int
     """Time QLoRA steps on random tokens for one of ``PATHS`` in this process."""
     import torch
 
-    from helpers import memory
+    from helpers import lora, memory
     from helpers.callbacks import peak_memory_gib
 
     run = setup(path, model_dir, max(_shape(t)[1] for t in shapes))
     model, route, cfg, params = run["model"], run["route"], run["cfg"], run["params"]
     cuda = run["device"] == "cuda"
-    shape = memory.Shape.from_config(model.config)
+    shape = lora.Shape.from_config(model.config)
     label = route.name + (" + tiled MLP" if cfg.tiled_mlp else " + eager MLP" if route.name == "unsloth" else "")
     rows = []
     for text in shapes:
@@ -207,7 +207,7 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     """~``steps`` real SFTTrainer steps through ``helpers.train`` on the course's mixed data."""
     import torch
 
-    from helpers import data, memory, train
+    from helpers import data, lora, memory, train
 
     cfg = train.TrainConfig(model=model_dir, run="bench-sft", max_steps=steps, batch_size=batch, grad_accum=1,
                             max_length=length, logging_steps=max(1, steps // 4), eval_steps=None,
@@ -215,7 +215,7 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     model, tok, route = train.build_model(cfg)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer = train.build_trainer(cfg, model, tok, data.load_splits())
+    trainer = train.build_trainer(cfg, model, tok, (data.ensure_built(), data.load_splits())[1])
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -224,7 +224,7 @@ def sft_run(model_dir: str, steps: int, batch: int, length: int) -> dict:
     from helpers.callbacks import peak_memory_gib
 
     peak, kind = peak_memory_gib()
-    est = memory.estimate(memory.Shape.from_config(model.config), r=cfg.r, batch=batch, seq=length,
+    est = memory.estimate(lora.Shape.from_config(model.config), r=cfg.r, batch=batch, seq=length,
                           path="unsloth" if route.name == "unsloth" else "bnb", fused_head=True, optim=cfg.optim)
     return {"route": route.name, "attention": attention_backend(model, route.name), "optim": cfg.optim,
             "steps": trainer.state.global_step, "batch": batch,

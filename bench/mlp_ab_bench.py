@@ -1,4 +1,4 @@
-"""unsloth's fused LoRA MLP traced (its default on torch ≥ 2.11) against eager (helpers.train), in one process.
+"""unsloth's fused LoRA MLP traced (its default on torch ≥ 2.11) against eager (helpers.unsloth_patches), in one process.
 
     python bench/mlp_ab_bench.py                  # one CUDA GPU with unsloth: bench/results/mlp_ab-longest4096.{json,md}
     python bench/mlp_ab_bench.py --longest 1024 --plan 4x1024:traced,4x1024:eager,...
@@ -40,7 +40,7 @@ def parse_plan(text: str) -> list[tuple[str, str]]:
 
 
 def segment(run: dict, shape: str, mode: str, dispatch) -> dict:
-    """Time ``WARMUP + STEPS`` steps at ``shape`` with the fused MLP ``mode``; ``dispatch``: helpers.train's."""
+    """Time ``WARMUP + STEPS`` steps at ``shape`` with the fused MLP ``mode``; ``dispatch``: helpers.unsloth_patches'."""
     import torch
     from unsloth.kernels import fast_lora
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"mlp_ab_bench needs unsloth; the course path here is {run['route'].name}")
     from unsloth.kernels import fast_lora
 
-    dispatch = fast_lora._apply  # installed by helpers.train.build_model
+    dispatch = fast_lora._apply  # installed by helpers.train.build_model (helpers.unsloth_patches)
     rows = []
     for shape, mode in plan:
         rows.append(segment(run, shape, mode, dispatch))

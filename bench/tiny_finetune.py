@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = train.TrainConfig.preset_config("cpu-tiny", run="bench-tiny", time_budget_s=None, eval_steps=None,
                                           save_steps=None, report_to=(), **overrides)
     model, tok, path = train.build_model(cfg)
+    data.ensure_built()
     splits = data.load_splits()
     valid = list(splits["validation"])
 

@@ -20,6 +20,6 @@ def tok():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir():
-    from helpers.fixtures.build import tiny_model_dir
+    from helpers.tiny_qwen3.build import tiny_model_dir
 
     return tiny_model_dir()

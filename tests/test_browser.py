@@ -11,6 +11,7 @@ import pytest
 
 import helpers
 from helpers import masks, paths, templates
+from helpers.lora import lora_params
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lab  # noqa: E402
@@ -61,7 +62,6 @@ def test_loss_mask_renders_in_colour(session):
 
 
 def test_lora_slider_updates_the_exact_count(session):
-    from helpers import train
 
     page, base, token = session
     _open_and_dismiss(page, base, token, "05_qlora_training.ipynb")
@@ -82,12 +82,12 @@ def test_lora_slider_updates_the_exact_count(session):
     model = helpers.load_model("tiny-qwen3")
     readout = page.locator(".jp-OutputArea-output:has-text('trainable LoRA parameters here')").last
     readout.wait_for(timeout=60_000)
-    assert f"{train.lora_param_count(model, 16):,}" in readout.inner_text()
+    assert f"{lora_params(model, 16):,}" in readout.inner_text()
 
     handle = page.locator(".widget-hslider .noUi-handle, .widget-slider .noUi-handle").first
     handle.scroll_into_view_if_needed()
     handle.focus()
     page.keyboard.press("ArrowLeft")   # r: 16 → 8 (one option down)
-    expected = f"trainable LoRA parameters here: {train.lora_param_count(model, 8):,}"
+    expected = f"trainable LoRA parameters here: {lora_params(model, 8):,}"
     page.locator(f".jp-OutputArea-output:has-text('{expected}')").first.wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "05_lora_widget.png"))

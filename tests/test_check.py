@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from helpers import check, course, paths
+from helpers import check, paths
+from tools import run_course
 
 sys.path.insert(0, str(paths.PROJECT_ROOT))
 from solutions.answers import ANSWERS, WRONG  # noqa: E402
@@ -12,7 +13,7 @@ from solutions.answers import ANSWERS, WRONG  # noqa: E402
 
 def _notebook_exercises():
     found = {}
-    for nb in course.notebooks():
+    for nb in run_course.notebooks():
         for cell in json.loads(nb.read_text())["cells"]:
             if "exercise" in cell.get("metadata", {}).get("tags", []):
                 src = "".join(cell["source"])

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from helpers import clean_copies, course, paths
+from helpers import paths
+from tools import clean_copies, run_course
 
 sys.path.insert(0, str(paths.PROJECT_ROOT))
 from solutions.answers import ANSWERS  # noqa: E402
@@ -43,7 +44,7 @@ def _solved_and_run(src, dst):
 
 
 def test_clean_copies_leak_nothing(tmp_path):
-    originals = course.notebooks()
+    originals = run_course.notebooks()
     _solved_and_run(originals, tmp_path / "solved")
     written = clean_copies.write_clean_copies(tmp_path / "solved", tmp_path / "clean")
     assert [p.name for p in written] == [p.name for p in originals]
@@ -67,5 +68,5 @@ def test_an_unknown_exercise_cell_is_an_error():
 
 def test_cli_writes_into_the_folder_given(tmp_path):
     assert clean_copies.main(["--out", str(tmp_path / "hand-out")]) == 0
-    assert sorted(p.name for p in (tmp_path / "hand-out").iterdir()) == [p.name for p in course.notebooks()]
+    assert sorted(p.name for p in (tmp_path / "hand-out").iterdir()) == [p.name for p in run_course.notebooks()]
     shutil.rmtree(tmp_path / "hand-out")

@@ -1,13 +1,16 @@
 """helpers.data: normalisers, cleaning, dedup, weights, mixing, split, export, validation."""
 import json
+import subprocess
+import sys
 
 import datasets
 import pytest
 
-from helpers import data, data_samples
-from helpers.data_report import check_messages, validate
-from helpers.data_sources import (clean_text, column, format_number, normalize_chat,
+from helpers import data, synthetic
+from helpers.data.report import validate
+from helpers.data.sources import (clean_text, column, format_number, normalize_chat,
                                   normalize_cmath, normalize_emoji, normalize_mawps)
+from tools import make_samples
 
 datasets.disable_progress_bars()
 
@@ -143,12 +146,12 @@ def test_hub_path_fails_clearly_offline():
 
 
 def test_chat_rows_keep_tool_calls_and_tools_as_json_strings(tmp_path):
-    row = data_samples._tool_row(__import__("random").Random(0), 0)
+    row = synthetic.tool_row(__import__("random").Random(0), 0)
     row["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"city": "Paris", "day": "today"}
     ds, rep = normalize_chat(jsonl(tmp_path / "t.jsonl", [row]), "tool")
     call = ds["messages"][0][1]["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"city": "Paris", "day": "today"}
-    assert json.loads(ds["tools"][0]) == [data_samples.WEATHER_TOOL]
+    assert json.loads(ds["tools"][0]) == [synthetic.WEATHER_TOOL]
     assert ds["tags"][0] == ["tool-call", "en"] and rep["rows_out"] == 1
 
 
@@ -156,12 +159,12 @@ def test_tools_of_other_shapes_keep_their_own_fields_and_bad_tools_are_counted(t
     talk = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     other = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {
         "x": {"type": "number"}}}}}
-    rows = [{"id": "w", "messages": talk, "tools": [data_samples.WEATHER_TOOL]},
+    rows = [{"id": "w", "messages": talk, "tools": [synthetic.WEATHER_TOOL]},
             {"id": "a", "messages": talk, "tools": [other]},
             {"id": "n", "messages": talk}]
     ds, rep = normalize_chat(jsonl(tmp_path / "t.jsonl", rows), "tool")
     # Arrow unifies the two schemas into one struct; the text keeps each row's own fields only
-    assert [json.loads(t) if t else t for t in ds["tools"][:]] == [[data_samples.WEATHER_TOOL], [other], None]
+    assert [json.loads(t) if t else t for t in ds["tools"][:]] == [[synthetic.WEATHER_TOOL], [other], None]
     as_text = [{"id": "s", "messages": talk, "tools": json.dumps([other])},  # JSON text is accepted too
                {"id": "bad", "messages": talk, "tools": "[1, 2]"}]
     text_ds, text_rep = normalize_chat(jsonl(tmp_path / "s.jsonl", as_text), "tool")
@@ -272,43 +275,17 @@ def test_split_tiny_set_never_empties_train():
 
 # ---------------------------------------------------------------- validation
 
-def test_check_messages_finds_each_problem():
-    ok = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
-    assert check_messages(ok) == []
-    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    cases = {
-        "empty assistant reply": [ok[0], {"role": "assistant", "content": " "}],
-        "have no tool turn": [ok[0], {"role": "assistant", "content": "", "tool_calls": [call]}, ok[1]],
-        "answers no open call": [ok[0], {"role": "tool", "tool_call_id": "c9", "content": "x"}, ok[1]],
-        "unknown role": [{"role": "bot", "content": "x"}, *ok],
-        "last turn is 'user'": [ok[0], ok[1], ok[0]],
-        "literal control token": [ok[0], {"role": "assistant", "content": "a<|im_end|>"}],
-        "system turn is not first": [ok[0], {"role": "system", "content": "s"}, ok[1]],
-    }
-    for needle, msgs in cases.items():
-        assert any(needle in p for p in check_messages(msgs)), needle
-    tools = json.dumps([{"type": "function", "function": {"name": "f"}}])
-    answered = [ok[0], {"role": "assistant", "content": "", "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": "c1", "content": "1"}, ok[1]]
-    assert check_messages(answered, tools=tools) == []
-    assert check_messages(answered) == ["turn 1: tool call c1 calls 'f', not a tool of this row (no tools)"]
-    assert "not a JSON list" in check_messages(answered, tools="{oops")[0]
-    bad_json = [ok[0], {"role": "assistant", "content": "{'name': 1}"}]
-    assert check_messages(bad_json, ["json-only"]) == ["json-only reply is not a JSON object"]
-    assert check_messages(bad_json) == []
-
-
 def test_validate_names_line_and_id(tmp_path):
     f = jsonl(tmp_path / "v.jsonl", [{"id": "ok", "messages": [{"role": "user", "content": "q"},
                                                                {"role": "assistant", "content": "a"}]},
                                      {"id": "bad", "messages": [{"role": "user", "content": "q"}]}])
-    assert validate(f) == ["v.jsonl:2 id=bad: last turn is 'user', not 'assistant'"]
+    assert validate(f) == ["v.jsonl:2 id=bad: messages[0].role: the last turn must be an assistant reply, got 'user'"]
 
 
 # ---------------------------------------------------------------- the sample files
 
 def test_committed_samples_are_what_the_generator_writes(tmp_path):
-    counts = data_samples.write_samples(tmp_path)
+    counts = make_samples.write_samples(tmp_path)
     for name in counts:
         assert (tmp_path / name).read_bytes() == (data.paths.DATA / name).read_bytes(), name
     json_rows = [json.loads(line) for line in (tmp_path / "json_strict.jsonl").open(encoding="utf-8")]
@@ -330,7 +307,7 @@ def test_every_step_does_something_on_the_samples(built):
     assert report["cleaning"]["emoji"]["answers_capped"] > 0
     assert any(d["step"] == "final_dedup" for d in report["dropped"])
     steps = report["steps"]
-    for p in data.POOLS:  # rows in = rows out + counted drops, at every step
+    for p in data.sources.POOLS:  # rows in = rows out + counted drops, at every step
         drops = {s: sum(d["rows"] for d in report["dropped"] if d["pool"] == p and d["step"] == s) for s in
                  ("normalize", "dedup", "final_dedup")}
         assert steps["raw"][p] == steps["normalize"][p] + drops["normalize"]
@@ -356,7 +333,7 @@ def test_build_exports_valid_splits_with_json_rows(built):
     rows = splits["train"].select_columns(["tags", "tools"]).to_list()
     assert {r["tools"] is not None for r in rows if "tool-call" in r["tags"]} == {True}
     assert {r["tools"] for r in rows if "tool-call" not in r["tags"]} == {None}
-    assert {r["tools"] for r in rows if r["tools"]} == {json.dumps([data_samples.WEATHER_TOOL], ensure_ascii=False)}
+    assert {r["tools"] for r in rows if r["tools"]} == {json.dumps([synthetic.WEATHER_TOOL], ensure_ascii=False)}
     assert validate(out / "train.jsonl") == [] and validate(out / "val.jsonl") == []
     json_val = sum("json-only" in t for t in splits["validation"]["tags"][:])
     assert json_val >= 30 and built["report"]["json_rows_in_validation"] == json_val
@@ -375,9 +352,21 @@ def test_same_seed_same_bytes_other_seed_other_order(built, tmp_path):
     assert (tmp_path / "c" / "train.jsonl").read_bytes() != a
 
 
-def test_load_splits_builds_when_absent(tmp_path):
+def test_load_splits_only_reads_and_ensure_built_says_when_it_builds(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no dataset at .*new.*python -m helpers\.data --out"):
+        data.load_splits(tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    said = []
+    assert data.ensure_built(tmp_path / "new", log=said.append) is True
+    assert "building it from data/ with the default weights" in said[0]
     splits = data.load_splits(tmp_path / "new")
     assert (tmp_path / "new" / "train.jsonl").is_file() and len(splits["validation"]) >= 100
+    assert data.ensure_built(tmp_path / "new", log=said.append) is False and len(said) == 1
+
+
+def test_module_command_line_runs():
+    done = subprocess.run([sys.executable, "-m", "helpers.data", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--strategy" in done.stdout
 
 
 def test_token_stats_and_report_json(built, tok):
@@ -385,7 +374,7 @@ def test_token_stats_and_report_json(built, tok):
     for step in ("normalize", "add_metadata", "dedup", "mix", "final_dedup", "split"):
         getattr(pipe, step)()
     lengths = pipe.token_stats(tok, per_pool=20)
-    assert set(lengths) == set(data.POOLS) and all(len(v) == 20 for v in lengths.values())
+    assert set(lengths) == set(data.sources.POOLS) and all(len(v) == 20 for v in lengths.values())
     stats = pipe.report["token_lengths"]["json"]
     assert 20 < stats["p50"] <= stats["p95"] <= stats["max"] < 200  # a short prompt + a small object
     saved = json.loads(pipe.save_report().read_text(encoding="utf-8"))
@@ -398,7 +387,7 @@ def test_column_helper_matches_python_access():
 
 
 def test_build_prints_its_report_and_keeps_a_length_histogram(tmp_path, capsys):
-    assert data.main(["--out", str(tmp_path / "built")]) == 0
+    assert data.pipeline.main(["--out", str(tmp_path / "built")]) == 0
     out = capsys.readouterr().out
     for title in ("rows per pool after each step", "drops", "mix: requested vs realised", "token lengths"):
         assert title in out

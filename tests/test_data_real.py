@@ -5,7 +5,8 @@ import datasets
 import pytest
 
 from conftest import SHARED_DATASETS
-from helpers.data_sources import NUMBER_RE, normalize_cmath, normalize_mawps
+from helpers.data.sources import normalize_cmath, normalize_mawps
+from helpers.numbers import NUMBER_RE
 
 datasets.disable_progress_bars()
 CMATH = SHARED_DATASETS / "cmath" / "cmath_dev.jsonl"

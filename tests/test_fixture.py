@@ -6,7 +6,7 @@ import pytest
 
 import helpers
 from helpers import models, params
-from helpers.fixtures import cache, model as fx_model, tokenizer as fx_tok
+from helpers.tiny_qwen3 import cache, model as fx_model, tokenizer as fx_tok
 
 
 def _counting_build(calls):
@@ -136,7 +136,7 @@ def test_pretraining_corpus_holds_no_json_reply():
     and none holds a brace or a bracket (issue: JSON-validity must come from the fine-tune)."""
     import json
 
-    from helpers.fixtures import corpus, model as fx_model
+    from helpers.tiny_qwen3 import corpus, model as fx_model
 
     recipe = fx_model.RECIPE
     rows = corpus.make_corpus(recipe["corpus_size"], recipe["seed"], recipe["corpus_course_share"])

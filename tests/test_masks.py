@@ -4,8 +4,9 @@ import json
 import pytest
 
 import helpers
-from helpers import masks, templates
-from helpers.fixtures.tokenizer import trl_template
+from helpers import masks, packing, templates
+from helpers.synthetic import synthetic_conversations
+from helpers.tiny_qwen3.tokenizer import trl_template
 
 ANCHOR = "<|im_start|>assistant\n"
 END = "<|im_end|>\n"
@@ -27,7 +28,11 @@ def _tricky() -> list[dict]:
             {"role": "tool", "content": "2"}, {"role": "tool", "content": "4"},
             {"role": "assistant", "content": "2 和 4。"}]},
         {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": ""},
-                      {"role": "assistant", "content": ""}]},
+                      {"role": "assistant", "content": "."}]},
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                      {"role": "system", "content": "From now on, answer in French."},
+                      {"role": "user", "content": "Thanks"}, {"role": "user", "content": "Bye"},
+                      {"role": "assistant", "content": "Au revoir !"}]},
     ]
 
 
@@ -37,7 +42,7 @@ LEADING_SPACE = 1  # index in _tricky(): its replies start with whitespace that 
 @pytest.fixture(scope="module")
 def rows():
     seed = list(templates.load_examples().values())
-    return seed + _tricky() + masks.synthetic_conversations(240, seed=1)
+    return seed + _tricky() + synthetic_conversations(240, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +155,13 @@ def test_anchor_search_is_fooled_but_build_labels_is_not(tok):
 
 
 BAD = [
-    ([{"role": "user", "content": "hi"}], "messages: no assistant message"),
-    ([{"role": "assistant", "content": "hi"}], r"messages\[0\]\.role: roles out of order"),
-    ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}, {"role": "assistant", "content": "c"}],
-     r"messages\[1\]\.role: roles out of order"),
+    ([{"role": "user", "content": "hi"}], r"messages\[0\]\.role: the last turn must be an assistant reply"),
+    ([{"role": "assistant", "content": "hi"}], r"messages\[0\]\.role: the conversation must open with a user turn"),
     ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "tool", "content": "c"}],
-     r"messages\[2\]\.role: a 'tool' message must follow"),
+     r"messages\[2\]\.role: a tool turn must answer an open tool call"),
     ([{"role": "user", "content": ["a"]}, {"role": "assistant", "content": "b"}], r"messages\[0\]\.content: must be a string"),
     ([{"role": "user", "content": "a"}, {"role": "assistant", "content": None}], r"messages\[1\]\.content: must be a string"),
+    ([{"role": "user", "content": "a"}, {"role": "assistant", "content": " "}], r"messages\[1\]\.content: empty assistant reply"),
     ([{"role": "bot", "content": "a"}], r"messages\[0\]\.role: 'bot' is not one of"),
     ([], "messages: must be a non-empty list"),
 ]
@@ -183,25 +187,25 @@ def test_truncation_never_trains_a_cut_reply_silently(tok):
     sample = masks.build_labels(tok, row)
     last = sample["turns"][-1]
     cut_at = (last["trained_span"][0] + last["trained_span"][1]) // 2  # in the middle of the last reply
-    kept, report = masks.truncate([sample], cut_at, on_cut="drop")
+    kept, report = packing.truncate([sample], cut_at, on_cut="drop")
     assert kept == [] and report["dropped: reply cut"] == 1
-    kept, report = masks.truncate([sample], cut_at, on_cut="mask")
+    kept, report = packing.truncate([sample], cut_at, on_cut="mask")
     assert report["kept: cut reply masked"] == 1
     assert all(lab == -100 for lab in kept[0]["labels"][last["trained_span"][0]:])
     assert masks.trained_pieces(tok, kept[0]) == masks.trained_pieces(tok, sample)[:1]
     with pytest.warns(UserWarning, match="trained without its end token"):
-        kept, report = masks.truncate([sample], cut_at, on_cut="keep")
+        kept, report = packing.truncate([sample], cut_at, on_cut="keep")
     assert report["kept: cut reply trained"] == 1 and len(kept[0]["labels"]) == cut_at
-    kept, report = masks.truncate([sample], len(sample["labels"]), on_cut="drop")
+    kept, report = packing.truncate([sample], len(sample["labels"]), on_cut="drop")
     assert kept == [sample] and report["fits"] == 1
 
 
 def test_pack_restarts_positions_at_each_sample(tok, ours):
     samples = ours[:12]
-    rows, report = masks.pack(samples, max_length=256)
+    rows, report = packing.pack(samples, max_length=256)
     long = sum(len(s["input_ids"]) > 256 for s in samples)
     assert long and report["fits"] == len(samples) - long  # TRL's bfd alone would cut the long ones silently
-    samples, _ = masks.truncate(samples, 256)
+    samples, _ = packing.truncate(samples, 256)
     assert report["dropped: reply cut"] == len(ours[:12]) - len(samples)
     assert sum(len(r["seq_lengths"]) for r in rows) == len(samples)
     originals = {tuple(s["input_ids"]): s["labels"] for s in samples}
@@ -216,9 +220,9 @@ def test_pack_restarts_positions_at_each_sample(tok, ours):
 
 def test_packed_samples_do_not_attend_to_each_other(tok, ours, tiny_model_dir):
     model = helpers.load_model(str(tiny_model_dir))
-    row = max(masks.pack(ours[:8], max_length=200)[0], key=lambda r: len(r["seq_lengths"]))
+    row = max(packing.pack(ours[:8], max_length=200)[0], key=lambda r: len(r["seq_lengths"]))
     assert len(row["seq_lengths"]) >= 2
-    check = masks.packing_check(model, row)
+    check = packing.packing_check(model, row)
     assert check["with_boundaries"] < 1e-3, check
     assert check["ignoring_boundaries"] > 1e-2, check
     assert len(check["ignoring_by_sample"]) == len(check["with_by_sample"]) == check["samples"] > 1

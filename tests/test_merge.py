@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import helpers
-from helpers import merge, paths, serve
+from helpers import adapters, merge, paths, serve
 
 TINY = "tiny-qwen3"
 PROMPTS = [[{"role": "user", "content": "What is 2 + 3?"}],
@@ -20,12 +20,12 @@ PROMPTS = [[{"role": "user", "content": "What is 2 + 3?"}],
 
 @pytest.fixture(scope="module")
 def adapter_a(tmp_path_factory, tiny_model_dir):
-    return merge.demo_adapter(TINY, tmp_path_factory.mktemp("adapters") / "a", seed=0)
+    return adapters.demo_adapter(TINY, tmp_path_factory.mktemp("adapters") / "a", seed=0)
 
 
 @pytest.fixture(scope="module")
 def adapter_b(tmp_path_factory, tiny_model_dir):
-    return merge.demo_adapter(TINY, tmp_path_factory.mktemp("adapters") / "b", seed=1)
+    return adapters.demo_adapter(TINY, tmp_path_factory.mktemp("adapters") / "b", seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def reference(adapter_a):
 
 
 def test_demo_adapter_is_marked_and_changes_the_model(adapter_a, reference):
-    assert merge.is_demo(adapter_a)
+    assert adapters.is_demo(adapter_a)
     weights = load_file(str(adapter_a / "adapter_model.safetensors"))
     b = [w for k, w in weights.items() if "lora_B" in k]
     assert b and all(w.abs().max() > 0 for w in b), "a demo adapter needs non-zero B to change anything"
@@ -116,7 +116,7 @@ def test_adapter_from_another_base_gives_a_clear_error(tmp_path, tiny_model_dir)
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(cfg).save_pretrained(str(tmp_path / "other-base"))
     helpers.load_tokenizer(TINY).save_pretrained(str(tmp_path / "other-base"))
-    foreign = merge.demo_adapter(str(tmp_path / "other-base"), tmp_path / "foreign")
+    foreign = adapters.demo_adapter(str(tmp_path / "other-base"), tmp_path / "foreign")
     with pytest.raises(ValueError, match="does not fit this model") as err:
         merge.merge(TINY, foreign, tmp_path / "merged")
     assert "size mismatch" in str(err.value) and "hidden size 128" in str(err.value)
@@ -153,15 +153,15 @@ def test_pick_adapter_prefers_trained_then_makes_a_labelled_demo(tmp_path, monke
 
     monkeypatch.setattr(paths, "CHECKPOINTS", tmp_path)
     said = []
-    demo = merge.pick_adapter("", TINY, run="t", log=said.append)
-    assert merge.is_demo(demo) and demo.parent == tmp_path and "UNTRAINED" in said[-1]
+    demo = adapters.pick_adapter("", TINY, run="t", log=said.append)
+    assert adapters.is_demo(demo) and demo.parent == tmp_path and "UNTRAINED" in said[-1]
     trained = tmp_path / "sft-lora-x"
     shutil.copytree(adapter_a, trained)
-    (trained / merge.DEMO_MARK).unlink()
-    assert merge.pick_adapter("", TINY, run="t", log=said.append) == trained
-    assert merge.second_adapter(trained, TINY, run="t", log=said.append).name == "demo-lora-t-b"
+    (trained / adapters.DEMO_MARK).unlink()
+    assert adapters.pick_adapter("", TINY, run="t", log=said.append) == trained
+    assert adapters.second_adapter(trained, TINY, run="t", log=said.append).name == "demo-lora-t-b"
     with pytest.raises(FileNotFoundError, match="adapter_config.json missing"):
-        merge.pick_adapter(str(tmp_path), TINY, run="t")
+        adapters.pick_adapter(str(tmp_path), TINY, run="t")
 
 
 def test_merged_dir_name():

@@ -3,9 +3,10 @@ import json
 
 import pytest
 
-from helpers import course, paths
+from helpers import paths
+from tools import run_course
 
-NOTEBOOKS = course.notebooks()
+NOTEBOOKS = run_course.notebooks()
 
 
 def test_there_are_notebooks():
@@ -24,7 +25,7 @@ def test_committed_clean(nb):
 @pytest.mark.notebook
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(nb, tiny_model_dir):
-    seconds = course.run_notebook(nb, out_dir=paths.output_dir("runs", "executed"))
+    seconds = run_course.run_notebook(nb, out_dir=paths.output_dir("runs", "executed"))
     print(f"{nb.name}: {seconds:.1f} s")
 
 
@@ -42,7 +43,7 @@ def test_wrong_parameter_type_fails_with_a_clear_message(nb, tmp_path):
 
     name, value, message = WRONG_PARAMETER[nb.name[:2]]
     with pytest.raises(pm.PapermillExecutionError) as err:
-        course.run_notebook(nb, parameters={name: value}, out_dir=tmp_path)
+        run_course.run_notebook(nb, parameters={name: value}, out_dir=tmp_path)
     assert err.value.ename == "TypeError"
     assert f"parameter {name} must be {message}" in err.value.evalue
     assert err.value.exec_count <= 3, "the check must come before any work"

@@ -5,7 +5,7 @@ import unicodedata
 import pytest
 
 from helpers import templates
-from helpers.fixtures import tokenizer as fx
+from helpers.tiny_qwen3 import tokenizer as fx
 
 KNOWN = {"Hello world": [9707, 1879], "你好": [108386], "<|im_start|>user\n": [151644, 872, 198], "\n\n": [271]}
 

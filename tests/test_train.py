@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from helpers import cpu_compat, data, memory, paths, train
+from helpers import cpu_compat, data, lora, memory, paths, train, unsloth_patches
 
 
 # ----------------------------------------------------------------------------- config
@@ -26,7 +26,7 @@ def test_presets():
     assert (cfg.model, cfg.r, cfg.preset) == ("tiny-qwen3", 8, "cpu-tiny")
     assert cfg.output_dir.name == "sft-lora-x" and cfg.log_dir.name == "x"
     for name in ("gpu-16gb", "gpu-24gb", "gpu-80gb"):
-        p = {**vars(train.TrainConfig()), **train.PRESETS[name]}
+        p = train.resolve_preset(name)
         assert (p["r"], p["alpha"], p["dropout"], p["seed"]) == (16, 32, 0.05, 42)
         assert 1e-4 <= p["lr"] <= 2e-4 and p["warmup"] == 0.03 and p["weight_decay"] == 0.01
     with pytest.raises(ValueError, match="unknown preset"):
@@ -55,7 +55,7 @@ def test_estimator_against_reference_table():
 def test_estimator_against_committed_gpu_bench():
     """Every row of the committed H200 run (bench/results) is within 15 % of its own estimate."""
     res = memory.load_gpu_bench()
-    shape = memory.Shape.from_config(SimpleNamespace(**res["meta"]["shape"]))
+    shape = lora.Shape.from_config(SimpleNamespace(**res["meta"]["shape"]))
     rows = res["rows"] + [res["sft"]]
     assert len(rows) == 13
     for r in rows:
@@ -101,7 +101,7 @@ def _patch_fake_fast_lora(monkeypatch, LoRA_MLP, _apply) -> SimpleNamespace:
     fast_lora = SimpleNamespace(LoRA_MLP=LoRA_MLP, _apply=_apply)
     monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))
     monkeypatch.setitem(sys.modules, "unsloth.kernels", SimpleNamespace(fast_lora=fast_lora))
-    train._fused_mlp_eager()
+    unsloth_patches.fused_mlp_eager()
     return fast_lora
 
 
@@ -114,7 +114,7 @@ def test_fused_mlp_eager_dispatch(monkeypatch):
                                       lambda f, *a: traced.append((f.__name__, a[-1])) or f.apply(*a))
     patched = fast_lora._apply
     assert patched.traced is not patched
-    train._fused_mlp_eager()  # idempotent: a second model build does not wrap it twice
+    unsloth_patches.fused_mlp_eager()  # idempotent: a second model build does not wrap it twice
     assert fast_lora._apply is patched
     other, x = type("LoRA_W", (_FakeFunction,), {}), torch.zeros(2, 3, 8)
     for f, args in [(fast_lora.LoRA_MLP, (x, None, True)), (fast_lora.LoRA_MLP, (x, None, False)),
@@ -214,13 +214,13 @@ def test_estimator_directions():
     assert est(gradient_checkpointing=False) > est(gradient_checkpointing=True)
     assert est(path="bnb", fused_head=True) < est(path="bnb") and est(bits=16) > est()
     saved = (est() - est(optim="adamw_8bit")) * memory.GiB  # 8-bit moments: 6 bytes less per LoRA parameter
-    assert saved == pytest.approx(6 * memory.lora_params(memory.QWEN3_4B, 16), rel=1e-9)
+    assert saved == pytest.approx(6 * lora.lora_params(memory.QWEN3_4B, 16), rel=1e-9)
     with pytest.raises(ValueError, match="path"):
         est(path="vllm")
     with pytest.raises(ValueError, match="optim"):
         est(optim="sgd")
     with pytest.raises(ValueError, match="unknown target"):
-        memory.lora_params(memory.QWEN3_4B, 16, ["fc1"])
+        lora.lora_params(memory.QWEN3_4B, 16, ["fc1"])
 
 
 # ----------------------------------------------------------------------------- CPU fixes
@@ -307,13 +307,13 @@ def test_lora_param_count_equals_peft(tiny_model_dir):
     model, _ = _tiny_4bit(guard=True)
     trainable, total = train.trainable_parameters(model)
     base = model.get_base_model()
-    assert train.lora_param_count(base, 16) == trainable
-    assert train.lora_param_count(base, 8, ["q_proj", "v_proj"]) < trainable / 4
+    assert lora.lora_params(base, 16) == trainable
+    assert lora.lora_params(base, 8, ["q_proj", "v_proj"]) < trainable / 4
     s = train.lora_summary(base, r=8, alpha=16, targets=["q_proj"], preset="gpu-16gb")
-    assert s["lora_params"] == train.lora_param_count(base, 8, ["q_proj"]) and s["scale"] == 2
-    assert s["qwen3_4b_lora_params"] == memory.lora_params(memory.QWEN3_4B, 8, ["q_proj"])
+    assert s["lora_params"] == lora.lora_params(base, 8, ["q_proj"]) and s["scale"] == 2
+    assert s["qwen3_4b_lora_params"] == lora.lora_params(memory.QWEN3_4B, 8, ["q_proj"])
     with pytest.raises(ValueError, match="unknown target"):
-        train.lora_param_count(base, 8, ["attn"])
+        lora.lora_params(base, 8, ["attn"])
 
 
 def test_lora_widget_builds(tiny_model_dir, capsys):

@@ -6,7 +6,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from helpers import masks, paths, templates, viz, widgets  # noqa: E402
+from helpers import masks, packing, paths, templates, viz, widgets  # noqa: E402
+from helpers.synthetic import synthetic_conversations  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -57,8 +58,8 @@ def test_side_by_side_has_one_column_per_policy(tok):
 
 
 def test_packed_html_marks_boundaries_and_positions(tok):
-    samples = masks.build_many(tok, masks.synthetic_conversations(12, seed=5))
-    rows, _ = masks.pack(samples, max_length=200)
+    samples = masks.build_many(tok, synthetic_conversations(12, seed=5))
+    rows, _ = packing.pack(samples, max_length=200)
     row = max(rows, key=lambda r: len(r["seq_lengths"]))
     page = viz.packed_html(tok, row)
     assert page.count("border-left:3px solid #111") == len(row["seq_lengths"])
@@ -73,8 +74,8 @@ def test_plot_mask_draws_one_box_per_token(tok, tool_sample):
 
 
 def test_plot_packing_draws_every_boundary(tok, tmp_path):
-    samples = masks.build_many(tok, masks.synthetic_conversations(10, seed=2))
-    rows, _ = masks.pack(samples, max_length=300)
+    samples = masks.build_many(tok, synthetic_conversations(10, seed=2))
+    rows, _ = packing.pack(samples, max_length=300)
     fig = viz.plot_packing(rows)
     bars = [ln for ln in fig.axes[0].lines if ln.get_linewidth() == 2]
     assert len(bars) == sum(len(r["seq_lengths"]) for r in rows)

@@ -186,6 +186,17 @@ def is_built(path: str | Path | None = None) -> bool:
     return (path / "train").is_dir() and (path / "validation").is_dir()
 
 
+def ensure_built(path: str | Path | None = None, log=print) -> bool:
+    """Build the default mix into ``path`` when it holds no dataset (notebook 04 has not run), and
+    say so; returns whether it built. Notebooks 05–07 call it before ``load_splits``."""
+    path = Path(path or steps.DEFAULT_OUT)
+    if is_built(path):
+        return False
+    log(f"no dataset at {path}: building it from data/ with the default weights (what notebook 04 does)")
+    build(path, tokenizer=None)
+    return True
+
+
 def load_splits(path: str | Path | None = None) -> DatasetDict:
     """``train``/``validation`` from ``path`` (default ``runs/dataset/qwen3_sft_mixed``).
 

@@ -1,0 +1,1 @@
+"""Instructor and maintainer tools, run as scripts: ``python tools/run_course.py``."""
