@@ -23,3 +23,13 @@ def tiny_model_dir():
     from helpers.tiny_qwen3.build import tiny_model_dir
 
     return tiny_model_dir()
+
+
+@pytest.fixture(scope="session")
+def course_splits(tmp_path_factory):
+    """The course's default mix (notebook 04's pipeline on data/), built once per session."""
+    from helpers import data
+
+    out = tmp_path_factory.mktemp("dataset") / "qwen3_sft_mixed"
+    data.build(out, tokenizer=None)
+    return data.load_splits(out)

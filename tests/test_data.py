@@ -6,7 +6,7 @@ import sys
 import datasets
 import pytest
 
-from helpers import data, synthetic
+from helpers import data, paths, synthetic
 from helpers.data.report import validate
 from helpers.data.sources import (clean_text, column, format_number, normalize_chat,
                                   normalize_cmath, normalize_emoji, normalize_mawps)
@@ -121,7 +121,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
 
 def test_drop_reports_name_the_physical_line(tmp_path):
     """Blank lines in JSONL and quoted line breaks in CSV move rows down; the report must follow."""
-    from helpers.data_sources import normalize_emoji
+    from helpers.data.sources import normalize_emoji
 
     (tmp_path / "b.jsonl").write_text('{"question":"q","answer_zh":"a"}\n\n{"question":"","answer_zh":"a"}\n')
     _, rep = normalize_emoji(tmp_path / "b.jsonl")
@@ -287,7 +287,7 @@ def test_validate_names_line_and_id(tmp_path):
 def test_committed_samples_are_what_the_generator_writes(tmp_path):
     counts = make_samples.write_samples(tmp_path)
     for name in counts:
-        assert (tmp_path / name).read_bytes() == (data.paths.DATA / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == (paths.DATA / name).read_bytes(), name
     json_rows = [json.loads(line) for line in (tmp_path / "json_strict.jsonl").open(encoding="utf-8")]
     assert len(json_rows) >= 250
     for row in json_rows:

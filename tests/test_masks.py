@@ -129,7 +129,8 @@ def test_tool_call_turns_can_be_left_untrained(tok, rows):
     assert any("<tool_call>" in p for p in masks.trained_pieces(tok, on))
     assert masks.trained_pieces(tok, off) == ["Edmonton 明天多云，约 12°C。" + END]
     only_calls = {"messages": row["messages"][:3], "tools": row["tools"]}
-    with pytest.raises(masks.MaskError, match="no assistant turn is trained"):
+    # a conversation whose only reply is a tool call has nothing to train either way: it is refused
+    with pytest.raises(masks.MaskError, match=r"messages\[2\]\.tool_calls: 1 tool call\(s\) have no tool turn"):
         masks.build_labels(tok, only_calls["messages"], only_calls["tools"], train_tool_calls=False)
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from helpers import cpu_compat, data, lora, memory, paths, train, unsloth_patches
+from helpers import cpu_compat, lora, memory, paths, train, unsloth_patches
 
 
 # ----------------------------------------------------------------------------- config
@@ -342,22 +342,21 @@ def test_length_report_counts_truncation(tok):
 
 
 # ----------------------------------------------------------------------------- a real 4-bit run
-def _small_splits(n_train: int, n_val: int):
+def _small_splits(full, n_train: int, n_val: int):
     """The course's mixed splits (notebook 04's pipeline), cut small for a fast test."""
     from datasets import DatasetDict
 
-    full = data.load_splits()
     return DatasetDict(train=full["train"].select(range(n_train)), validation=full["validation"].select(range(n_val)))
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model_dir, tmp_path_factory, monkeypatch_module):
+def trained(tiny_model_dir, tmp_path_factory, monkeypatch_module, course_splits):
     root = tmp_path_factory.mktemp("course")
-    monkeypatch_module.setattr(train.paths, "CHECKPOINTS", root / "checkpoints")
-    monkeypatch_module.setattr(train.paths, "RUNS", root / "runs")
+    monkeypatch_module.setattr(paths, "CHECKPOINTS", root / "checkpoints")
+    monkeypatch_module.setattr(paths, "RUNS", root / "runs")
     cfg = train.TrainConfig.preset_config("cpu-tiny", run="t", max_steps=6, batch_size=2, max_length=256,
                                           lr=3e-3, logging_steps=2, save_steps=3, eval_steps=3)
-    splits = _small_splits(80, 8)
+    splits = _small_splits(course_splits, 80, 8)
     model, tok, path = train.build_model(cfg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     probe = splits["train"].select(range(8))

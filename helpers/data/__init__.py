@@ -8,12 +8,12 @@ The names notebooks use are importable from here: ``data.build()``, ``data.load_
 from . import report, sources, steps
 from .pipeline import Pipeline, build, ensure_built, is_built, load_splits, summary
 from .report import validate
-from .sources import normalize_pool
+from .sources import POOLS, normalize_pool
 from .steps import (DEFAULT_OUT, DEFAULT_WEIGHTS, STRATEGIES, TAGS, add_metadata, dedup, export, final_dedup,
                     interleave_mix, jsonl_md5, load_pools, mix, normalize_weights, resample_mix, save_pools,
                     split_train_valid)
 
-__all__ = ["DEFAULT_OUT", "DEFAULT_WEIGHTS", "STRATEGIES", "TAGS", "Pipeline", "add_metadata", "build", "dedup", "ensure_built",
+__all__ = ["DEFAULT_OUT", "POOLS", "DEFAULT_WEIGHTS", "STRATEGIES", "TAGS", "Pipeline", "add_metadata", "build", "dedup", "ensure_built",
            "export", "final_dedup", "interleave_mix", "is_built", "jsonl_md5", "load_pools", "load_splits", "mix",
            "normalize_pool", "normalize_weights", "report", "resample_mix", "save_pools", "sources",
            "split_train_valid", "steps", "summary", "validate"]
