@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import data, evaluate, masks, templates, tokens, train
+from . import data, evaluate, masks, templates, tokens
 from .lora import lora_params
 from .models import load_model, load_tokenizer
+from .train_config import resolve_preset
 
 
 @dataclass
@@ -187,7 +188,7 @@ def _ex05_1(value):
 @exercise("05.2", "What is the effective batch size (samples per optimizer step) of the gpu-16gb preset?",
           "effective batch = per-device batch × gradient accumulation × GPUs (the batch-size table).")
 def _ex05_2(value):
-    p = train.PRESETS["gpu-16gb"]
+    p = resolve_preset("gpu-16gb")
     truth = p["batch_size"] * p["grad_accum"]
     if value == truth:
         return True, f"right: {p['batch_size']} × {p['grad_accum']} = {truth} samples per update."

@@ -10,24 +10,9 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 CHUNK_BYTES = 24 << 20  # logits per chunk; below glibc's mmap threshold, so memory is reused, not re-faulted
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU has bf16 instructions (avx512_bf16 or AMX), where bf16 autocast pays off."""
-    cap = torch.backends.cpu.get_cpu_capability()
-    return "AVX512" in cap and _cpu_flag("avx512_bf16") or _cpu_flag("amx_bf16")
-
-
-def _cpu_flag(flag: str) -> bool:
-    try:
-        return flag in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
 
 
 def guard_avx512_bf16(model: torch.nn.Module) -> int:

@@ -50,6 +50,21 @@ def device_report() -> dict:
     return info
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU has bf16 instructions (avx512_bf16 or AMX), where bf16 autocast pays off."""
+    import torch  # lazy: ``import helpers`` stays light (notebooks check their parameters first)
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    return "AVX512" in cap and _cpu_flag("avx512_bf16") or _cpu_flag("amx_bf16")
+
+
+def _cpu_flag(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def unsloth_available() -> bool:
     """True when unsloth is installed (it is only imported on CUDA machines)."""
     return importlib.util.find_spec("unsloth") is not None

@@ -26,8 +26,8 @@ from trl.chat_template_utils import get_training_chat_template
 
 from . import memory, unsloth_patches
 from .callbacks import FileLogger, ThroughputCallback, TimeBudget, TokenCounter
-from .cpu_compat import cpu_has_fast_bf16, guard_avx512_bf16, install_torch_logprob
-from .environment import training_path
+from .cpu_compat import guard_avx512_bf16, install_torch_logprob
+from .environment import cpu_has_fast_bf16, training_path
 from .lora import PROJECTIONS, QWEN3_4B, lora_params
 from .models import load_tokenizer, resolve
 from .tool_schemas import tools_list

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import papermill as pm
+
 from helpers import paths
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
@@ -22,14 +24,14 @@ def notebooks() -> list[Path]:
 
 def run_notebook(path: Path, parameters: dict | None = None, out_dir: Path | None = None) -> float:
     """Execute one notebook with papermill; return wall seconds. Raises on a cell error."""
-    import papermill as pm
-
     out_dir = out_dir or paths.output_dir("runs", "executed")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pm.execute_notebook(
         str(path), str(out_dir / path.name), parameters=parameters or {},
         kernel_name="python3", cwd=str(path.parent), progress_bar=False,
+        # the kernel's own start-up log (its local TCP transport notice); cell output is unaffected
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     return time.perf_counter() - start
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed = [], 0
     total = time.perf_counter()
     for nb in chosen:
-        print(f"▶ {nb.name}", flush=True)
+        print(f"▶ {nb.name}", flush=True)  # one line per notebook while it runs; the table follows
         start = time.perf_counter()
         try:
             run_notebook(nb)
