@@ -97,10 +97,10 @@ class FileLogger(TrainerCallback):
 
 
 class TimeBudget(TrainerCallback):
-    """Stop training (after the current step) once ``seconds`` of training have passed."""
+    """Stop training (after the current step) once ``seconds`` of training have passed, and say so."""
 
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
+    def __init__(self, seconds: float | None, log=print):
+        self.seconds, self.log = seconds, log
         self.stopped_at: int | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -110,3 +110,5 @@ class TimeBudget(TrainerCallback):
         if self.seconds and time.perf_counter() - self._start > self.seconds:
             control.should_training_stop = True
             self.stopped_at = state.global_step
+            self.log(f"time budget of {self.seconds:g} s reached: training stopped after step {state.global_step} "
+                     f"of {state.max_steps} (raise TIME_BUDGET_S to train every planned step)")

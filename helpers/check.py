@@ -144,7 +144,7 @@ def _ex03_2(value):
 
 # ----------------------------------------------------------------------------- 04
 @exercise("04.1", "Give mix weights (a dict over the pools) that make emoji exactly 50 % of a resample mix.",
-          "weights are relative: data.normalize_weights(w, data.POOLS) must give emoji 0.5 (section 5).")
+          "weights are relative: data.normalize_weights(w, data.POOLS) must give emoji 0.5 (step 5).")
 def _ex04_1(value):
     if not isinstance(value, dict):
         return False, "give a dict such as {'cmath': 1, ...}."
@@ -156,7 +156,7 @@ def _ex04_1(value):
 
 @exercise("04.2", "How many validation rows does split_train_valid give a set of 120 distinct samples "
           "(default valid_ratio and floor of 100)?",
-          "the floor of 100 must never empty train; read split_train_valid's docstring (section 7).")
+          "the floor of 100 must never empty train; read split_train_valid's docstring (step 8).")
 def _ex04_2(value):
     from datasets import Dataset
 

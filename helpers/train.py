@@ -204,7 +204,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | 
         raise ValueError("the training split is empty")
     args = sft_config(cfg, path, has_eval=val is not None and len(val) > 0)
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [FileLogger(cfg.log_dir), TimeBudget(cfg.time_budget_s)]
+    callbacks = [FileLogger(cfg.log_dir), TimeBudget(cfg.time_budget_s, log=log)]
     if "tensorboard" in cfg.report_to:
         callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(str(cfg.log_dir / "tensorboard"))))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=val,

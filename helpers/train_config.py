@@ -16,10 +16,11 @@ from .lora import PROJECTIONS, check_targets
 
 PRESETS: dict[str, dict] = {
     # the tiny model on a laptop CPU: 180 steps × 4 packed rows × 512 tokens ≈ 370k tokens; lr 5e-3
-    # because a 20M model takes far larger steps than a 4B one; the time budget is a safety stop;
+    # because a 20M model takes far larger steps than a 4B one; 600 s is a safety stop, well above
+    # the 2.5–4 minutes 180 steps take on 2 cores, so every planned step runs;
     # plain AdamW: its LoRA moments are a few MB, 8-bit would save nothing (bench/README.md: tiny_finetune)
     "cpu-tiny": dict(model="tiny-qwen3", max_length=512, batch_size=4, grad_accum=1, lr=5e-3,
-                     max_steps=180, time_budget_s=175, logging_steps=10, eval_steps=60, save_steps=60,
+                     max_steps=180, time_budget_s=600, logging_steps=10, eval_steps=60, save_steps=60,
                      optim="adamw_torch"),
     # the seed's RTX 4080 16 GB table: 1 × 16 accumulation = 16 rows of 1,024 tokens per update
     "gpu-16gb": dict(max_length=1024, batch_size=1, grad_accum=16, lr=2e-4),

@@ -460,3 +460,22 @@ def test_resume_continues_the_step_count(trained):
     trainer.train(resume_from_checkpoint=str(ckpt))
     new_steps = [h["step"] for h in trainer.course["throughput"].history]
     assert trainer.state.global_step == 8 and new_steps and min(new_steps) > 3, new_steps
+
+
+def test_time_budget_stops_and_says_so():
+    from transformers import TrainerControl, TrainerState
+
+    from helpers.callbacks import TimeBudget
+
+    said = []
+    budget = TimeBudget(1e-9, log=said.append)
+    state, control = TrainerState(global_step=7, max_steps=180), TrainerControl()
+    budget.on_train_begin(None, state, control)
+    budget.on_step_end(None, state, control)
+    assert control.should_training_stop and budget.stopped_at == 7
+    assert said == ["time budget of 1e-09 s reached: training stopped after step 7 of 180 "
+                    "(raise TIME_BUDGET_S to train every planned step)"]
+    quiet, control = TimeBudget(None, log=said.append), TrainerControl()
+    quiet.on_train_begin(None, state, control)
+    quiet.on_step_end(None, state, control)
+    assert not control.should_training_stop and len(said) == 1
