@@ -155,6 +155,22 @@ def test_chat_rows_keep_tool_calls_and_tools_as_json_strings(tmp_path):
     assert ds["tags"][0] == ["tool-call", "en"] and rep["rows_out"] == 1
 
 
+def test_step1_drops_what_the_conversation_rules_refuse_and_counts_it(tmp_path):
+    q = {"role": "user", "content": "q"}
+    rows = [{"id": "ok", "messages": [q, {"role": "assistant", "content": "a"}]},
+            {"id": "empty", "messages": [q, {"role": "assistant", "content": "  "}]},
+            {"id": "stray", "messages": [q, {"role": "assistant", "content": "a"}, {"role": "tool", "content": "x"},
+                                         {"role": "assistant", "content": "b"}]},
+            {"id": "ends-on-user", "messages": [q, {"role": "assistant", "content": "a"}, q]}]
+    ds, rep = normalize_chat(jsonl(tmp_path / "c.jsonl", rows), "json")
+    assert ds["id"][:] == ["ok"] and rep["rows_in"] == rep["rows_out"] + sum(rep["dropped"].values())
+    assert rep["dropped"] == {
+        "messages[1].content: empty assistant reply": 1,
+        "messages[2].role: a tool turn must answer an open tool call of the assistant turn before it": 1,
+        "messages[2].role: the last turn must be an assistant reply, got 'user'": 1}
+    assert rep["examples"]["messages[1].content: empty assistant reply"] == [f"{tmp_path / 'c.jsonl'}:2"]
+
+
 def test_tools_of_other_shapes_keep_their_own_fields_and_bad_tools_are_counted(tmp_path):
     talk = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     other = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {

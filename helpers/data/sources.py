@@ -16,9 +16,9 @@ from typing import Any, Callable
 import numpy as np
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
-from .. import paths
-from ..numbers import NUMBER_RE, format_number  # noqa: F401  (NUMBER_RE: public here too)
+from .. import conversation, paths
 from ..conversation import CONTROL_TOKEN_RE  # cut out of every text and counted
+from ..numbers import NUMBER_RE, format_number  # noqa: F401  (NUMBER_RE: public here too)
 from ..tool_schemas import tools_text
 from .read import display_path, read_raw, row_lines
 
@@ -210,6 +210,14 @@ def chat_batch(batch: dict) -> dict:
     return out
 
 
+def _conversation_problems(batch: dict) -> dict:
+    """A row the normaliser kept but ``helpers.conversation`` refuses is dropped, its first problem the reason."""
+    n = len(batch["_drop"])
+    tools, tags = batch.get("tools") or [None] * n, batch.get("tags") or [None] * n
+    return {"_drop": [drop or next(iter(conversation.problems(m, t, g)), "")
+                      for drop, m, t, g in zip(batch["_drop"], batch["messages"], tools, tags)]}
+
+
 def _arguments(function: dict) -> str:
     args = function.get("arguments")
     return args if isinstance(args, str) else json.dumps(args, ensure_ascii=False, sort_keys=True)
@@ -226,6 +234,7 @@ def _normalize(path, source: str, batch_fn: Callable, required: tuple, *, hub: b
     # a plain list: handing datasets' lazy Column to add_column reads it row by row (9 s per 50k rows)
     ids = column(raw, id_col).tolist() if id_col in raw.column_names else None
     out = raw.map(batch_fn, batched=True, remove_columns=raw.column_names, desc=f"normalize {source}")
+    out = out.map(_conversation_problems, batched=True, desc=f"check {source}")
     out = out.add_column("id", ids if ids else [f"{source}-{stem}-{i + line_offset:05d}" for i in range(len(out))])
     report = {"file": name, "rows_in": len(raw), "dropped": {}, "examples": {},
               "control_tokens_removed": int(column(out, "_ctrl").sum()),
