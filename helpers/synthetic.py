@@ -6,7 +6,7 @@ and notebook 03 use ``synthetic_conversations``. Every maker takes a ``random.Ra
 so the same seed gives the same rows.
 
     >>> cmath_row(random.Random(0))["golden"]
-    '6'
+    '20'
 """
 from __future__ import annotations
 

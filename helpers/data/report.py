@@ -3,8 +3,7 @@
 ``validate`` lists every problem in a built set (``helpers.conversation``'s rules) with its
 sample id and line; the rest turn a build report into pandas tables and matplotlib figures.
 
-    >>> validate("runs/dataset/qwen3_sft_mixed/val.jsonl")   # a clean build has no problems
-    []
+    problems = validate("runs/dataset/qwen3_sft_mixed/val.jsonl")   # [] for a clean build
 """
 from __future__ import annotations
 
