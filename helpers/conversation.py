@@ -27,6 +27,8 @@ import json
 import re
 from typing import Any
 
+from .tool_schemas import parse_tools
+
 ROLES = ("system", "user", "assistant", "tool")
 # Literal chat-control text: Qwen's <|...|> tokens (and look-alikes such as the seed's <|user|>)
 # plus the tag-style tokens Qwen3 adds. Tokenised, they become real control tokens.
@@ -40,13 +42,7 @@ def tool_names(tools: Any) -> set[str]:
     >>> tool_names('[{"type": "function", "function": {"name": "get_weather"}}]')
     {'get_weather'}
     """
-    if isinstance(tools, str):
-        tools = json.loads(tools)
-    if tools is None:
-        return set()
-    if not isinstance(tools, (list, tuple)) or not all(isinstance(t, dict) for t in tools):
-        raise ValueError("must be a list of tool schemas (dicts) or their JSON text")
-    return {(t.get("function") or t).get("name") for t in tools}
+    return {(t.get("function") or t).get("name") for t in parse_tools(tools) or []}
 
 
 def _call_problems(at: str, calls: Any, offered: set[str] | None) -> list[str]:
@@ -119,8 +115,8 @@ def problems(messages: Any, tools: Any = None, tags: Any = None, *, control_text
     found = []
     try:
         offered = tool_names(tools)
-    except (ValueError, AttributeError) as err:
-        found.append(f"tools: {err}")
+    except ValueError as err:  # its message names the field: "tools: …"
+        found.append(str(err))
         offered = None
     prev, open_calls = None, []
     for k, m in enumerate(messages):

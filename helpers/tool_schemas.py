@@ -6,22 +6,29 @@ import json
 from typing import Any
 
 
-def tools_text(tools: Any) -> str | None:
-    """A row's tool schemas as JSON text (None when it has none); ``ValueError`` if they are not a list of dicts.
-
-    Accepts the list itself or its JSON text; drops the ``None`` fields Arrow adds when it
-    unifies differently shaped schemas of several rows into one struct type.
-    """
+def parse_tools(tools: Any) -> list[dict] | None:
+    """A row's tool schemas as a list (None when it has none), from the list or its JSON text;
+    ``ValueError`` if they are not a list of dicts."""
     if isinstance(tools, str):
         try:
             tools = json.loads(tools)
         except json.JSONDecodeError as err:
-            raise ValueError(f"tools is not valid JSON ({err.msg})") from None
+            raise ValueError(f"tools: not valid JSON ({err.msg})") from None
     if not tools:
         return None
     if not (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)):
-        raise ValueError("tools must be a list of tool schemas (JSON objects)")
-    return json.dumps(_without_nulls(tools), ensure_ascii=False)
+        raise ValueError("tools: must be a list of tool schemas (JSON objects)")
+    return tools
+
+
+def tools_text(tools: Any) -> str | None:
+    """A row's tool schemas as JSON text (None when it has none); ``ValueError`` as ``parse_tools``.
+
+    Drops the ``None`` fields Arrow adds when it unifies differently shaped schemas of several
+    rows into one struct type.
+    """
+    tools = parse_tools(tools)
+    return None if tools is None else json.dumps(_without_nulls(tools), ensure_ascii=False)
 
 
 def tools_list(row_or_tools: Any) -> list[dict] | None:

@@ -53,7 +53,7 @@ BAD = {  # messages, tools, tags → the one problem
                          "messages[1].tool_calls[0].function.name: 'f' is not a tool of this conversation (no tools given)"),
     "arguments not JSON": ([U, {**ASKS, "tool_calls": [{"function": {"name": "f", "arguments": "{oops"}}]}, ANSWER, A],
                            TOOLS, None, "messages[1].tool_calls[0].function.arguments: not valid JSON"),
-    "tools not a list": ([U, A], '{"name": "f"}', None, "tools: must be a list of tool schemas (dicts) or their JSON text"),
+    "tools not a list": ([U, A], '{"name": "f"}', None, "tools: must be a list of tool schemas (JSON objects)"),
     "ends on a user turn": ([U, A, U], None, None, "messages[2].role: the last turn must be an assistant reply, got 'user'"),
     "json-only not JSON": ([U, {"role": "assistant", "content": "{'a': 1}"}], None, ["json-only"],
                            "messages[1].content: a json-only reply must be a JSON object"),

@@ -185,7 +185,7 @@ def test_tools_of_other_shapes_keep_their_own_fields_and_bad_tools_are_counted(t
                {"id": "bad", "messages": talk, "tools": "[1, 2]"}]
     text_ds, text_rep = normalize_chat(jsonl(tmp_path / "s.jsonl", as_text), "tool")
     assert json.loads(text_ds["tools"][0]) == [other] and len(text_ds) == 1
-    reason = "tools must be a list of tool schemas (JSON objects)"
+    reason = "tools: must be a list of tool schemas (JSON objects)"
     assert text_rep["dropped"] == {reason: 1} and text_rep["examples"][reason][0].endswith("s.jsonl:2")
     same_talk, _ = data.dedup(data.add_metadata(ds, "tool", []))
     assert len(same_talk) == 3  # equal messages, other tools: different samples
