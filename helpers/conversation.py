@@ -52,6 +52,8 @@ def _call_problems(at: str, calls: Any, offered: set[str] | None) -> list[str]:
     for j, call in enumerate(calls):
         fn = call.get("function", call) if isinstance(call, dict) else None
         where = f"{at}.tool_calls[{j}].function"
+        if isinstance(call, dict) and not isinstance(call.get("id"), (str, type(None))):
+            found.append(f"{at}.tool_calls[{j}].id: must be a string, got {type(call['id']).__name__}")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             found.append(f"{where}.name: must be a string")
             continue
@@ -90,7 +92,9 @@ def _turn_problems(k: int, m: dict, prev: str | None, open_calls: list, offered,
         if prev not in ("user", "tool"):
             found.append(f"{at}.role: an assistant turn must answer a user or tool turn, got it after "
                          f"{prev or 'the start'!r}")
-    if role == "tool" and not open_calls:
+    if not isinstance(m.get("tool_call_id"), (str, type(None))):
+        found.append(f"{at}.tool_call_id: must be a string, got {type(m['tool_call_id']).__name__}")
+    elif role == "tool" and not open_calls:
         found.append(f"{at}.role: a tool turn must answer an open tool call of the assistant turn before it")
     elif role == "tool" and m.get("tool_call_id") is not None:
         ids = [c for c in open_calls if c is not None]

@@ -16,12 +16,12 @@ MAX_LINES = 350
 # Lower layers never import higher ones: the base, then loading models, then one module per
 # notebook topic, then topics built on topics, then the notebook front-ends.
 LAYERS = [
-    {"paths", "params", "jsonl", "tool_schemas", "numbers", "conversation", "lora", "synthetic", "cpu_compat",
+    {"names", "atomic", "paths", "params", "jsonl", "tool_schemas", "numbers", "conversation", "lora", "synthetic", "cpu_compat",
      "callbacks", "environment"},
     {"tiny_qwen3", "tiny_qwen3.cache", "tiny_qwen3.tokenizer", "tiny_qwen3.corpus", "tiny_qwen3.model",
      "tiny_qwen3.build", "models", "helpers"},
     {"templates", "tokens", "masks", "packing", "viz", "memory", "train_config", "unsloth_patches", "data.read",
-     "data.sources", "data.steps", "data.report", "data.pipeline", "data", "data.__main__"},
+     "data.row_checks", "data.sources", "data.steps", "data.report", "data.pipeline", "data", "data.__main__"},
     {"train", "evaluate", "adapters", "merge", "chat", "serve"},
     {"widgets", "check"},
 ]

@@ -20,7 +20,8 @@ from .. import conversation, paths
 from ..conversation import CONTROL_TOKEN_RE  # cut out of every text and counted
 from ..numbers import NUMBER_RE, format_number  # noqa: F401  (NUMBER_RE: public here too)
 from ..tool_schemas import tools_text
-from .read import display_path, read_raw, row_lines
+from .read import read_rows
+from .row_checks import FIELDS, chat_row_problem, check_ids_across, check_unique_ids, type_problem
 
 # One row of the course: OpenAI/TRL ``messages``; tool-call arguments are JSON strings
 # (as in the OpenAI API) and ``tools`` is the JSON text of the row's tool schemas (None
@@ -73,12 +74,12 @@ def _turn(role: str, content: str) -> dict:
     return {"role": role, "content": content, "tool_calls": None, "tool_call_id": None}
 
 
-def _require(ds: Dataset, name: str, *groups: tuple[str, ...]) -> None:
+def _require(columns: list[str], name: str, *groups: tuple[str, ...]) -> None:
     """Each group needs at least one of its columns, else ``ValueError`` naming file and fields."""
     for group in groups:
-        if not any(col in ds.column_names for col in group):
+        if not any(col in columns for col in group):
             raise ValueError(f"{name}: missing column {' or '.join(repr(c) for c in group)} "
-                             f"(columns: {ds.column_names})")
+                             f"(columns: {columns})")
 
 
 # ---------------------------------------------------------------- row normalisers
@@ -152,15 +153,18 @@ def emoji_batch(batch: dict) -> dict:
     for prompt, chosen in zip(batch["prompt"], batch["chosen"]):
         turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt or [])
         chosen = list(chosen or [])
-        turns = chosen if chosen and chosen[0].get("role") != "assistant" else turns + chosen
-        msgs, ctrl = [], 0
-        for t in turns:
-            text, k = clean_text(t.get("content"))
-            msgs.append(_turn(t.get("role"), text))
-            ctrl += k
+        if chosen and isinstance(chosen[0], dict) and chosen[0].get("role") != "assistant":
+            turns = chosen  # chosen repeats the prompt
+        else:
+            turns = turns + chosen
         drop = "" if chosen else "empty chosen"
-        if not drop and (msgs[-1]["role"] != "assistant" or not msgs[-1]["content"]):
-            drop = "chosen has no final assistant reply"
+        # types and roles first, so that None content is a counted reason, never an empty string
+        drop = drop or next(iter(conversation.problems(turns, control_text=False)), "")
+        msgs, ctrl = [], 0
+        for t in [] if drop else turns:
+            text, k = clean_text(t["content"])
+            msgs.append(_turn(t["role"], text))
+            ctrl += k
         if not drop and not all(m["content"] for m in msgs):
             drop = "empty turn after cleaning"
         out["messages"].append([] if drop else msgs)
@@ -199,8 +203,8 @@ def chat_batch(batch: dict) -> dict:
             calls = m.get("tool_calls") or None
             if calls:
                 calls = [{"id": c.get("id"), "type": c.get("type") or "function",
-                          "function": {"name": c["function"]["name"], "arguments": _arguments(c["function"])}}
-                         for c in calls]
+                          "function": {"name": fn["name"], "arguments": _arguments(fn)}}
+                         for c in calls for fn in [c.get("function", c)]]
             msgs.append({"role": m.get("role"), "content": text, "tool_calls": calls,
                          "tool_call_id": m.get("tool_call_id")})
             ctrl += k
@@ -225,65 +229,63 @@ def _arguments(function: dict) -> str:
 
 # ---------------------------------------------------------------- public normalisers
 
-def _normalize(path, source: str, batch_fn: Callable, required: tuple, *, hub: bool,
-               line_offset: int, id_col: str | None = None) -> tuple[Dataset, dict]:
-    raw = read_raw(path, hub=hub, split=HUB_SPLITS.get(source, "train"))
-    name = str(path) if hub else display_path(Path(path))
-    _require(raw, name, *required)
-    stem = Path(name).stem if not hub else name.replace("/", "_")
-    # a plain list: handing datasets' lazy Column to add_column reads it row by row (9 s per 50k rows)
-    ids = column(raw, id_col).tolist() if id_col in raw.column_names else None
-    out = raw.map(batch_fn, batched=True, remove_columns=raw.column_names, desc=f"normalize {source}")
-    out = out.map(_conversation_problems, batched=True, desc=f"check {source}")
-    out = out.add_column("id", ids if ids else [f"{source}-{stem}-{i + line_offset:05d}" for i in range(len(out))])
-    report = {"file": name, "rows_in": len(raw), "dropped": {}, "examples": {},
-              "control_tokens_removed": int(column(out, "_ctrl").sum()),
-              "answers_capped": int(column(out, "_capped").sum()) if "_capped" in out.column_names else 0}
-    lines = None if hub else row_lines(path)
-    if lines is not None and len(lines) != len(raw):
-        lines = None  # a layout the line counter does not follow: fall back to row numbers
-    for i, reason in enumerate(column(out, "_drop")):
+def _normalize(path, source: str, batch_fn: Callable, required, *, hub: bool,
+               line_offset: int, fields: dict | None = None) -> tuple[Dataset, dict]:
+    raw = read_rows(path, hub=hub, split=HUB_SPLITS.get(source, "train"))
+    _require(raw.columns, raw.name, *(required(raw.columns) if callable(required) else required))
+    stem = Path(raw.name).stem if not hub else raw.name.replace("/", "_")
+    if fields is None:  # the course's own schema: ids come from the file
+        ids = [row.get("id") for row in raw.rows]
+        check_unique_ids(raw, ids)
+        drops = [chat_row_problem(row) for row in raw.rows]
+    else:
+        ids = [f"{source}-{stem}-{i + line_offset:05d}" for i in range(len(raw.rows))]
+        drops = [type_problem(row, fields) for row in raw.rows]
+    todo = [i for i, d in enumerate(drops) if not d]
+    out = batch_fn({c: [raw.rows[i].get(c) for i in todo] for c in raw.columns}) if todo else {}
+    if todo:
+        out.update(_conversation_problems(out))
+    for j, i in enumerate(todo):
+        drops[i] = out["_drop"][j]
+    report = {"file": raw.name, "rows_in": len(raw.rows), "dropped": {}, "examples": {},
+              "control_tokens_removed": int(sum(out.get("_ctrl", []))), "answers_capped": int(sum(out.get("_capped", [])))}
+    for i, reason in enumerate(drops):
         if reason:
             report["dropped"][reason] = report["dropped"].get(reason, 0) + 1
-            report["examples"].setdefault(reason, [])
-            if len(report["examples"][reason]) < _EXAMPLES:
-                where = f"{name}:{lines[i]}" if lines else f"{name}:{i + line_offset}"
-                report["examples"][reason].append(where)
-    kept = out.filter(lambda d: not d, input_columns="_drop")
-    kept = kept.map(_step1_columns, batched=True, remove_columns=kept.column_names,
-                    features=Features({k: FEATURES[k] for k in NORMALIZED}))
+            examples = report["examples"].setdefault(reason, [])
+            if len(examples) < _EXAMPLES:
+                examples.append(f"{raw.name}:{raw.lines[i] if not hub else i + line_offset}")
+    kept = [j for j, i in enumerate(todo) if not drops[i]]
+    columns = {"id": [ids[todo[j]] for j in kept], "messages": [out["messages"][j] for j in kept],
+               "tags": [list(out["tags"][j] or []) if "tags" in out else [] for j in kept],
+               "tools": [out["tools"][j] if "tools" in out else None for j in kept]}
     report["rows_out"] = len(kept)
-    return kept, report
-
-
-def _step1_columns(batch: dict) -> dict:
-    """Step 1's output columns in a fixed order (casting needs the same order in every pool)."""
-    n = len(batch["id"])
-    return {"id": batch["id"], "messages": batch["messages"], "tags": batch.get("tags") or [[] for _ in range(n)],
-            "tools": batch.get("tools") or [None] * n}
+    return Dataset.from_dict(columns, features=Features({k: FEATURES[k] for k in NORMALIZED})), report
 
 
 def normalize_cmath(path: str | Path = HUB_IDS["cmath"], *, hub: bool = False) -> tuple[Dataset, dict]:
     """CMATH rows ``{"input" | "question", "golden", …}`` → user question, assistant answer."""
-    return _normalize(path, "cmath", cmath_batch, (("input", "question"), ("golden",)), hub=hub, line_offset=1)
+    return _normalize(path, "cmath", cmath_batch, (("input", "question"), ("golden",)), hub=hub, line_offset=1,
+                      fields=FIELDS["cmath"])
 
 
 def normalize_mawps(path: str | Path = HUB_IDS["mawps"], *, hub: bool = False) -> tuple[Dataset, dict]:
     """MAWPS CSV rows: placeholders ``number0``/``N_0`` filled from ``Numbers``; ``504.0`` → ``504``."""
     return _normalize(path, "mawps", mawps_batch, (("Question",), ("Numbers",), ("Answer",)), hub=hub,
-                      line_offset=2)  # CSV line = row + 2 (header, 1-based), for one-line rows
+                      line_offset=2, fields=FIELDS["mawps"])  # ids: row + 2 (header, 1-based), as on one-line rows
 
 
 def normalize_emoji(path: str | Path = HUB_IDS["emoji"], *, hub: bool = False) -> tuple[Dataset, dict]:
     """Emoji chat: ``answer_zh`` (else ``answer_en``) or firefly ``prompt``/``chosen``; replies ≤ 3000 chars."""
-    raw_cols = read_raw(path, hub=hub, split=HUB_SPLITS["emoji"]).column_names
-    required = (("question",), ("answer_zh", "answer_en")) if "question" in raw_cols else (("prompt",), ("chosen",))
-    return _normalize(path, "emoji", emoji_batch, required, hub=hub, line_offset=1)
+    def required(columns):
+        return (("question",), ("answer_zh", "answer_en")) if "question" in columns else (("prompt",), ("chosen",))
+
+    return _normalize(path, "emoji", emoji_batch, required, hub=hub, line_offset=1, fields=FIELDS["emoji"])
 
 
 def normalize_chat(path: str | Path, source: str) -> tuple[Dataset, dict]:
     """Course-schema JSONL (``id``, ``messages``, optional ``tags`` and ``tools``): cleaned, arguments as JSON strings."""
-    return _normalize(path, source, chat_batch, (("messages",),), hub=False, line_offset=1, id_col="id")
+    return _normalize(path, source, chat_batch, (("messages",), ("id",)), hub=False, line_offset=1)
 
 # ---------------------------------------------------------------- the course's pools
 
@@ -311,6 +313,7 @@ def normalize_pool(pool: str, source: str = "local", data_dir: str | Path | None
         folder = Path(data_dir or paths.DATA)
         fn = NORMALIZERS[kind]
         parts = [fn(folder / f, pool) if kind == "chat" else fn(folder / f) for f in files]
+    check_ids_across({r["file"]: column(ds, "id") for ds, r in parts})
     report = {"files": [r["file"] for _, r in parts], "dropped": {}, "examples": {}}
     for key in ("rows_in", "rows_out", "control_tokens_removed", "answers_capped"):
         report[key] = sum(r[key] for _, r in parts)
