@@ -354,7 +354,9 @@ def test_build_exports_valid_splits_with_json_rows(built):
     json_val = sum("json-only" in t for t in splits["validation"]["tags"][:])
     assert json_val >= 30 and built["report"]["json_rows_in_validation"] == json_val
     jsonl_rows = [json.loads(line) for line in (out / "val.jsonl").open(encoding="utf-8")]
-    assert [r["messages"] for r in jsonl_rows] == splits["validation"]["messages"][:]
+    present = [[{k: v for k, v in m.items() if v is not None} for m in ms] for ms in splits["validation"]["messages"][:]]
+    assert [r["messages"] for r in jsonl_rows] == present  # the schema's empty keys are not written
+    assert any("tool_calls" in m for r in jsonl_rows for m in r["messages"])
     text = (out / "train.jsonl").read_text(encoding="utf-8")
     assert "\\u" not in text and any(ch in text for ch in "你好吗") and "✨" in text
 

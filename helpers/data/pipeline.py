@@ -3,12 +3,18 @@
 
     python -m helpers.data [--strategy resample] [--seed 7] [--out DIR]
 
-Every drop is counted in ``Pipeline.report``, by step, pool and reason.
+Every drop is counted in ``Pipeline.report``, by step, pool and reason. Everything the build
+writes (pools, splits, JSONL, report) goes into a temporary sibling of ``out_dir`` that step 9
+renames into place as a whole once the files pass validation; ``out_dir`` must be new, empty or a
+course build (never a folder of the user's own files).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import weakref
 from pathlib import Path
 from typing import Mapping
 
@@ -17,8 +23,9 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
+from .. import atomic, names
 from ..models import TINY, load_tokenizer
-from . import report, sources, steps
+from . import manifest, report, sources, steps
 from .sources import column
 
 
@@ -38,14 +45,23 @@ class Pipeline:
         self.weights = dict(steps.DEFAULT_WEIGHTS if weights is None else weights)
         self.source, self.strategy, self.seed, self.total_size = source, strategy, seed, total_size
         self.valid_ratio, self.min_valid, self.data_dir = valid_ratio, min_valid, data_dir
-        self.out_dir = Path(out_dir or steps.DEFAULT_OUT)
+        self.out_dir = manifest.check_writable(out_dir or steps.DEFAULT_OUT)
+        self.build_id = manifest.new_build_id()
+        self._stage: Path | None = None
         self.pools: dict[str, Dataset] = {}
         self.mixed: Dataset | None = None
         self.splits: DatasetDict | None = None
         self.report: dict = {"config": {"source": source, "weights": self.weights, "strategy": strategy,
                                         "seed": seed, "total_size": total_size, "valid_ratio": valid_ratio,
                                         "min_valid": min_valid},
-                             "steps": {}, "dropped": [], "cleaning": {}}
+                             "steps": {}, "dropped": [], "cleaning": {}, "build_id": self.build_id}
+
+    def _staging(self) -> Path:
+        """The build's temporary sibling of ``out_dir`` (made on first use, removed if never exported)."""
+        if self._stage is None:
+            self._stage = atomic.partial_folder(self.out_dir)
+            weakref.finalize(self, shutil.rmtree, str(self._stage), True)
+        return self._stage
 
     def _record(self, step: str, counts: Mapping[str, int]):
         self.report["steps"][step] = {p: int(n) for p, n in counts.items()}
@@ -67,9 +83,11 @@ class Pipeline:
             self.pools[pool], r = sources.normalize_pool(pool, self.source, self.data_dir)
             raw[pool] = r["rows_in"]
             self.report["cleaning"][pool] = {k: r[k] for k in ("files", "control_tokens_removed", "answers_capped")}
+            self.report.setdefault("sources", {}).update(r["digests"])
             for reason, n in r["dropped"].items():
                 self._drop("normalize", pool, reason, n, r["examples"][reason])
         self._record("raw", raw)
+        sources.check_ids_across({f"pool {p}": column(ds, "id") for p, ds in self.pools.items()})
         return self._record("normalize", {p: len(ds) for p, ds in self.pools.items()})
 
     def add_metadata(self):
@@ -85,8 +103,9 @@ class Pipeline:
         return self._record("dedup", {p: len(ds) for p, ds in self.pools.items()})
 
     def save_pools(self) -> dict[str, Path]:
-        """Step 4: each pool to Arrow under ``runs/dataset/normalized/``."""
-        return steps.save_pools(self.pools, self.out_dir.parent / "normalized")
+        """Step 4: each pool to Arrow in ``normalized/`` of the build's temporary folder, which step 9
+        renames to ``out_dir`` (``data.load_pools(out_dir / "normalized")`` reads them back)."""
+        return steps.save_pools(self.pools, self._staging() / "normalized")
 
     def normalize_weights(self) -> dict[str, float]:
         """Step 5: the weights scaled to sum to 1 over the pools (the report keeps both)."""
@@ -120,14 +139,22 @@ class Pipeline:
         return self._record("validation", self._by_pool(self.splits["validation"]))
 
     def export(self) -> dict[str, Path]:
-        """Step 9: Arrow + JSONL under ``out_dir``; the report is saved beside them."""
-        files = steps.export(self.splits, self.out_dir)
+        """Step 9: Arrow + JSONL + manifest (+ the pools and the report so far) into the build's temporary
+        folder, every row checked, then renamed to ``out_dir`` as a whole (``steps.export``)."""
+        stage = self._staging()
+        self.save_report(stage / manifest.REPORT)
+        settings = {**self.report["config"], "normalized_weights": self.report.get("weights")}
+        try:
+            files = steps.export(self.splits, self.out_dir, settings, self.report.get("sources", {}), stage=stage,
+                                 build_id=self.build_id)
+        finally:
+            self._stage = None  # renamed into place, or removed on a problem
         self.report["files"] = {k: str(v) for k, v in files.items()}
         return files
 
     def validate(self) -> list[str]:
         """Step 10: every problem in the exported JSONL (file:line id=…)."""
-        problems = [p for name in ("train.jsonl", "val.jsonl") for p in report.validate(self.out_dir / name)]
+        problems = [p for name in manifest.SPLITS.values() for p in report.validate(self.out_dir / name)]
         self.report["validation_problems"] = problems
         self.report["json_rows_in_validation"] = int(sum("json-only" in t for t in self.splits["validation"]["tags"][:]))
         return problems
@@ -142,28 +169,31 @@ class Pipeline:
         return lengths
 
     def save_report(self, path: str | Path | None = None) -> Path:
-        """The report as JSON (default ``<out_dir>/report.json``)."""
-        path = Path(path or self.out_dir / "report.json")
+        """The report as JSON (default ``report.json`` in the build's folder), replaced in one step."""
+        path = Path(path or (self._stage or self.out_dir) / manifest.REPORT)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.report, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        tmp.write_text(json.dumps(self.report, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, path)
         return path
 
     def run(self, tokenizer=TINY, per_pool: int = 500) -> dict:
         """Every step in order; raises if validation finds a problem."""
         for step in (self.normalize, self.add_metadata, self.dedup, self.save_pools, self.normalize_weights,
                      self.mix, self.final_dedup, self.split, self.export):
-            step()
+            step()  # export raises on a problem in any row, leaving out_dir as it was
         if tokenizer is not None:
             self.token_stats(tokenizer, per_pool)
-        problems = self.validate()
+        self.validate()
         self.save_report()
-        if problems:
-            raise ValueError(f"{len(problems)} problems in the built set, e.g. {problems[:3]}")
         return self.report
 
 
 def build(out_dir: str | Path | None = None, *, tokenizer=TINY, show: bool = False, **options) -> dict:
-    """Run the whole pipeline (``Pipeline(**options).run()``); returns the report, printed with ``show``."""
+    """Run the whole pipeline (``Pipeline(**options).run()``); returns the report, printed with ``show``.
+
+    ``out_dir`` must be new, empty or a course build; it is replaced as a whole at the end.
+    """
     built = Pipeline(out_dir=out_dir, **options).run(tokenizer=tokenizer)
     if show:
         print(summary(built))
@@ -181,9 +211,9 @@ def summary(build_report: dict) -> str:
 
 
 def is_built(path: str | Path | None = None) -> bool:
-    """True when ``path`` (default ``runs/dataset/qwen3_sft_mixed``) holds both exported splits."""
-    path = Path(path or steps.DEFAULT_OUT)
-    return (path / "train").is_dir() and (path / "validation").is_dir()
+    """True when ``path`` (default ``runs/dataset/qwen3_sft_mixed``) holds a build's manifest
+    (``load_splits`` then checks that the build is complete)."""
+    return (Path(path or steps.DEFAULT_OUT) / atomic.MANIFEST).is_file()
 
 
 def ensure_built(path: str | Path | None = None, log=print) -> bool:
@@ -200,12 +230,16 @@ def ensure_built(path: str | Path | None = None, log=print) -> bool:
 def load_splits(path: str | Path | None = None) -> DatasetDict:
     """``train``/``validation`` from ``path`` (default ``runs/dataset/qwen3_sft_mixed``).
 
-    Only reads: a missing dataset is an error that names the command that builds it.
+    Only reads, and only a complete build (``manifest.verify``): a missing, half-written or
+    mixed dataset is an error that names the folder and the command that rebuilds it.
     """
-    path = Path(path or steps.DEFAULT_OUT)
-    if not is_built(path):
+    path = names.check_path(path or steps.DEFAULT_OUT, "dataset folder")
+    if path.is_file():
+        raise ValueError(f"{path} is a file; load_splits takes the folder a build wrote (python -m helpers.data --out DIR)")
+    if not path.is_dir() or not any(path.iterdir()):
         raise FileNotFoundError(f"no dataset at {path} (train/ and validation/ missing): run notebook 04, "
                                 f"or build it with `python -m helpers.data --out {path}`")
+    manifest.verify(path)
     return DatasetDict(train=load_from_disk(str(path / "train")), validation=load_from_disk(str(path / "validation")))
 
 
@@ -214,9 +248,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the course's mixed SFT set from data/ and print its report.")
     parser.add_argument("--strategy", default="interleave", choices=steps.STRATEGIES)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default {steps.DEFAULT_OUT})")
+    parser.add_argument("--out", type=_out_arg, default=None,
+                        help=f"output folder: new, empty or a course build (default {steps.DEFAULT_OUT})")
     args = parser.parse_args(argv)
     datasets.disable_progress_bars()
-    built = build(args.out, strategy=args.strategy, seed=args.seed, show=True)
+    try:
+        built = build(args.out, strategy=args.strategy, seed=args.seed, show=True)
+    except (ValueError, FileExistsError) as err:
+        parser.exit(2, f"helpers.data: error: {err}\n")
     print(f"\nwritten: {', '.join(built['files'].values())} and report.json")
     return 0
+
+
+def _out_arg(text: str) -> Path:
+    try:
+        return names.check_path(text, "--out")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

@@ -20,6 +20,7 @@ from .. import conversation, paths
 from ..conversation import CONTROL_TOKEN_RE  # cut out of every text and counted
 from ..numbers import NUMBER_RE, format_number  # noqa: F401  (NUMBER_RE: public here too)
 from ..tool_schemas import tools_text
+from .manifest import sha256
 from .read import read_rows
 from .row_checks import FIELDS, chat_row_problem, check_ids_across, check_unique_ids, type_problem
 
@@ -314,7 +315,9 @@ def normalize_pool(pool: str, source: str = "local", data_dir: str | Path | None
         fn = NORMALIZERS[kind]
         parts = [fn(folder / f, pool) if kind == "chat" else fn(folder / f) for f in files]
     check_ids_across({r["file"]: column(ds, "id") for ds, r in parts})
-    report = {"files": [r["file"] for _, r in parts], "dropped": {}, "examples": {}}
+    digests = {HUB_IDS[pool]: "hub"} if source == "hub" and pool in HUB_IDS else \
+        {r["file"]: sha256(Path(folder) / f) for f, (_, r) in zip(files, parts)}
+    report = {"files": [r["file"] for _, r in parts], "dropped": {}, "examples": {}, "digests": digests}
     for key in ("rows_in", "rows_out", "control_tokens_removed", "answers_capped"):
         report[key] = sum(r[key] for _, r in parts)
     for _, r in parts:

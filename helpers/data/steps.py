@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
+import re
 import shutil
 import tempfile
 import warnings
@@ -23,7 +25,9 @@ import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets, interleave_datasets, load_from_disk
 from datasets.table import InMemoryTable
 
-from .. import paths
+from .. import atomic, paths
+from . import manifest
+from .report import validate
 from .sources import FEATURES, column
 
 TAGS = {"cmath": ["math", "zh"], "mawps": ["math", "en"], "emoji": ["chat", "emoji"],
@@ -96,8 +100,8 @@ def materialize(ds: Dataset) -> Dataset:
 # ---------------------------------------------------------------- 4: save pools
 
 def save_pools(pools: Mapping[str, Dataset], out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Step 4: each normalised pool ``save_to_disk`` under ``runs/dataset/normalized/<pool>``."""
-    out_dir = Path(out_dir or DATASET_ROOT / "normalized")
+    """Step 4: each normalised pool ``save_to_disk`` under ``out_dir/<pool>`` (default ``<DEFAULT_OUT>/normalized``)."""
+    out_dir = Path(out_dir or DEFAULT_OUT / "normalized")
     saved = {}
     for name, ds in pools.items():
         saved[name] = out_dir / name
@@ -107,7 +111,7 @@ def save_pools(pools: Mapping[str, Dataset], out_dir: str | Path | None = None) 
 
 def load_pools(folder: str | Path | None = None) -> dict[str, Dataset]:
     """The pools saved by ``save_pools`` (Arrow, ready to re-mix without re-cleaning)."""
-    folder = Path(folder or DATASET_ROOT / "normalized")
+    folder = Path(folder or DEFAULT_OUT / "normalized")
     return {p.name: load_from_disk(str(p)) for p in sorted(folder.iterdir()) if p.is_dir()}
 
 
@@ -116,8 +120,12 @@ def load_pools(folder: str | Path | None = None) -> dict[str, Dataset]:
 def normalize_weights(weights: Mapping[str, float] | None, pools: Iterable[str]) -> dict[str, float]:
     """Step 5: weights summing to 1 over ``pools`` (None or all zero → uniform).
 
-    Negative, NaN or infinite weights and names that are not pools raise ``ValueError``;
-    a pool without a weight gets 0 with a warning.
+    Any real number counts (numpy's too); negative, NaN or infinite weights and names that
+    are not pools raise ``ValueError``; a pool without a weight gets 0 with a warning.
+
+    >>> import numpy as np
+    >>> normalize_weights({"a": np.int64(3), "b": np.float32(1)}, ["a", "b"])
+    {'a': 0.75, 'b': 0.25}
     """
     pools = list(pools)
     if not pools:
@@ -126,8 +134,9 @@ def normalize_weights(weights: Mapping[str, float] | None, pools: Iterable[str])
     for name, w in weights.items():
         if name not in pools:
             raise ValueError(f"weight given for {name!r}, which is not a pool; pools are {pools}")
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
             raise ValueError(f"weight for pool {name!r} must be a finite number >= 0, got {w!r}")
+    weights = {name: float(w) for name, w in weights.items()}
     missing = [p for p in pools if p not in weights]
     if weights and missing:
         warnings.warn(f"no weight for pools {missing}: they get weight 0 and are left out of the mix", stacklevel=2)
@@ -275,24 +284,55 @@ def split_train_valid(ds: Dataset, valid_ratio: float = 0.05, seed: int = 42,
 
 # ---------------------------------------------------------------- 9: export
 
-def export(splits: DatasetDict, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Step 9: ``train/``, ``validation/`` (Arrow) and ``train.jsonl``, ``val.jsonl`` (UTF-8)."""
-    out_dir = Path(out_dir or DEFAULT_OUT)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_splits(splits: DatasetDict, folder: str | Path, build_id: str) -> dict[str, Path]:
+    """``train/``, ``validation/`` (Arrow, each carrying ``build_id``) and ``train.jsonl``, ``val.jsonl``
+    (UTF-8) into the new folder ``folder``."""
+    folder = Path(folder)
     files = {}
-    for split, stem in (("train", "train"), ("validation", "val")):
-        arrow = out_dir / split
-        if arrow.exists():
-            shutil.rmtree(arrow)
-        splits[split].save_to_disk(str(arrow))
-        files[split] = arrow
-        files[f"{stem}.jsonl"] = out_dir / f"{stem}.jsonl"
-        _to_jsonl(splits[split], files[f"{stem}.jsonl"])
+    for split, jsonl in manifest.SPLITS.items():
+        files[split] = folder / split
+        splits[split].save_to_disk(str(files[split]))
+        manifest.mark_split(files[split], split, build_id, len(splits[split]))
+        files[jsonl] = folder / jsonl
+        _to_jsonl(splits[split], files[jsonl])
     return files
+
+
+def export(splits: DatasetDict, out_dir: str | Path | None = None, settings: dict | None = None,
+           sources: dict[str, str] | None = None, *, stage: str | Path | None = None,
+           build_id: str | None = None) -> dict[str, Path]:
+    """Step 9: ``write_splits`` and a manifest into a temporary sibling of ``out_dir`` (``stage``, or a
+    new one), every row checked (step 10's ``validate``), then renamed to ``out_dir`` as a whole.
+
+    With a problem nothing is renamed and ``out_dir`` keeps what it had; ``out_dir`` must be new,
+    empty or a course build (``manifest.check_writable``).
+    """
+    out_dir = manifest.check_writable(out_dir or DEFAULT_OUT)
+    build_id = build_id or manifest.new_build_id()
+    stage = Path(stage) if stage else atomic.partial_folder(out_dir)
+    try:
+        files = write_splits(splits, stage, build_id)
+        problems = [p for name in manifest.SPLITS.values() for p in validate(stage / name)]
+        if problems:
+            raise ValueError(f"{len(problems)} problems in the built set, e.g. {problems[:3]}; "
+                             f"{out_dir} was left as it was")
+        manifest.write(stage, build_id, settings or {}, sources or {}, {s: len(splits[s]) for s in manifest.SPLITS})
+        manifest.check_writable(out_dir)  # files may have appeared there since the build began
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    atomic.replace_folder(stage, out_dir)
+    return {name: out_dir / path.relative_to(stage) for name, path in files.items()}
+
+
+# pandas writes every message key; the Arrow schema's empty ones are not part of the sample.
+# Outside JSON strings a quote is never escaped, so these exact bytes only occur as keys.
+_NULL_KEYS_RE = re.compile(r',"(?:tool_calls|tool_call_id)":null')
 
 
 def _to_jsonl(ds: Dataset, path: Path) -> None:
     ds.to_json(str(path), force_ascii=False, lines=True)
+    path.write_text(_NULL_KEYS_RE.sub("", path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def jsonl_md5(ds: Dataset) -> str:
