@@ -140,6 +140,22 @@ def publish_files(src: str | Path, target: str | Path, last: str) -> Path:
 
 
 @contextmanager
+def staged_files(target: str | Path, last: str) -> Iterator[Path]:
+    """A temporary sibling to write into whose files join ``target`` when the block ends (``publish_files``).
+
+    For a folder that also holds things written by others (a trainer's ``checkpoint-*``):
+    those stay, and ``last`` decides whether the folder reads as complete.
+    """
+    tmp = partial_folder(target)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish_files(tmp, target, last)
+
+
+@contextmanager
 def staged(target: str | Path, markers: tuple[str, ...] = (MANIFEST,), what: str = "output folder") -> Iterator[Path]:
     """A temporary sibling to write into, renamed to ``target`` when the block ends without error.
 
