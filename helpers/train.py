@@ -24,7 +24,7 @@ from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
 
-from . import memory, unsloth_patches
+from . import atomic, memory, unsloth_patches
 from .callbacks import FileLogger, ThroughputCallback, TimeBudget, TokenCounter
 from .cpu_compat import guard_avx512_bf16, install_torch_logprob
 from .environment import cpu_has_fast_bf16, training_path
@@ -223,13 +223,16 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | 
 
 
 def save_adapter(trainer, cfg: TrainConfig) -> Path:
-    """Save adapter, tokenizer and the config used into ``checkpoints/sft-lora-<run>/``."""
-    out = cfg.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.model.save_pretrained(str(out))
-    trainer.processing_class.save_pretrained(str(out))
-    (out / "course_config.json").write_text(cfg.to_json(), encoding="utf-8")
-    return out
+    """Save adapter, tokenizer and the config used into ``checkpoints/sft-lora-<run>/``.
+
+    They are written beside the folder and moved in with ``adapter_config.json`` last, so it holds
+    a complete adapter or none (its ``checkpoint-*`` folders stay).
+    """
+    with atomic.staged_files(cfg.output_dir, last="adapter_config.json") as tmp:
+        trainer.model.save_pretrained(str(tmp))
+        trainer.processing_class.save_pretrained(str(tmp))
+        (tmp / "course_config.json").write_text(cfg.to_json(), encoding="utf-8")
+    return cfg.output_dir
 
 
 def loss_history(trainer) -> dict[str, list[tuple[int, float]]]:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import paths
+from .names import check_name
 from .lora import PROJECTIONS, check_targets
 
 
@@ -79,8 +80,7 @@ class TrainConfig:
         self.target_modules = check_targets(self.target_modules)
         if min(self.max_length, self.batch_size, self.grad_accum) <= 0:
             raise ValueError("max_length, batch_size and grad_accum must be positive")
-        if not self.run or "/" in self.run:
-            raise ValueError(f"run name must be a non-empty name without '/', got {self.run!r}")
+        check_name(self.run)  # the run becomes folders under checkpoints/ and runs/
 
     @classmethod
     def preset_config(cls, name: str, **overrides) -> "TrainConfig":
