@@ -45,8 +45,11 @@ browser:
 test: install browser
 	$(PY) -m pytest
 
+# localhost only, behind a random token (set JUPYTER_TOKEN to choose one): the environment carries it,
+# so it never shows in the process list; Jupyter prints the URL with the token to open
 lab: install
-	$(VENV)/bin/jupyter lab notebooks
+	JUPYTER_TOKEN="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}" \
+	$(VENV)/bin/jupyter lab notebooks --ServerApp.ip=127.0.0.1 --ServerApp.allow_remote_access=False
 
 clean-copies: install
 	$(PY) tools/clean_copies.py --out clean

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from . import paths
+from . import atomic, paths
 from .lora import PROJECTIONS
 from .models import load_model, load_tokenizer
+from .names import check_name
 
 PREFIX = "sft-lora-"
 DEMO_PREFIX = "demo-lora-"
@@ -64,9 +65,11 @@ def demo_adapter(model: str, out: str | Path, seed: int = 0, r: int = 8, alpha: 
 
     PEFT initialises B to zero (a fresh adapter changes nothing); here B is drawn from
     N(0, ``b_std``) with ``seed``, so merging visibly changes the logits. A
-    ``course_demo.json`` beside the adapter marks it as a demo.
+    ``course_demo.json`` beside the adapter marks it as a demo. ``out`` is written as a whole
+    (``atomic.staged``) and must be new, empty or a demo adapter.
     """
     out = Path(out)
+    atomic.check_owned(out, (DEMO_MARK,), what="demo adapter folder")
     torch.manual_seed(seed)
     cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, bias="none",
                      task_type="CAUSAL_LM")
@@ -76,11 +79,12 @@ def demo_adapter(model: str, out: str | Path, seed: int = 0, r: int = 8, alpha: 
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * b_std)
-    peft_model.save_pretrained(str(out))
-    load_tokenizer(model).save_pretrained(str(out))
-    (out / DEMO_MARK).write_text(json.dumps({"demo": True, "trained": False, "model": model, "seed": seed,
-                                             "b_std": b_std, "note": "untrained demo adapter: random LoRA B"},
-                                            indent=1))
+    with atomic.staged(out, (DEMO_MARK,), what="demo adapter folder") as tmp:
+        peft_model.save_pretrained(str(tmp))
+        load_tokenizer(model).save_pretrained(str(tmp))
+        (tmp / DEMO_MARK).write_text(json.dumps({"demo": True, "trained": False, "model": model, "seed": seed,
+                                                 "b_std": b_std, "note": "untrained demo adapter: random LoRA B"},
+                                                indent=1))
     return out
 
 
@@ -99,7 +103,7 @@ def pick_adapter(adapter: str, model: str, run: str, log=print) -> Path:
     if newest is not None:
         log(f"adapter: newest trained adapter {newest}")
         return newest
-    out = demo_adapter(model, paths.CHECKPOINTS / f"{DEMO_PREFIX}{run}")
+    out = demo_adapter(model, paths.CHECKPOINTS / f"{DEMO_PREFIX}{check_name(run)}")
     log(f"adapter: no checkpoints/sft-lora-* found (run notebook 05 to train one), so this notebook uses "
         f"an UNTRAINED demo adapter with random weights: {out}")
     return out
@@ -107,7 +111,7 @@ def pick_adapter(adapter: str, model: str, run: str, log=print) -> Path:
 
 def second_adapter(first: Path, model: str, run: str, log=print) -> Path:
     """Another adapter for the same base: an older trained one if any, else a demo with another seed."""
-    root = paths.CHECKPOINTS
+    root, run = paths.CHECKPOINTS, check_name(run)
     others = sorted((p.parent for p in root.glob(f"{PREFIX}*/adapter_config.json")
                      if p.parent.resolve() != Path(first).resolve()),
                     key=lambda p: (p / "adapter_config.json").stat().st_mtime, reverse=True)

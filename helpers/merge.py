@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import json
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -23,10 +22,11 @@ import torch
 from peft.utils.integrations import dequantize_bnb_weight
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-from . import adapters, evaluate, paths
+from . import adapters, atomic, evaluate, paths
 from .cpu_compat import guard_avx512_bf16
 from .lora import QWEN3_4B, Shape, lora_params, model_params
 from .models import load_model, load_tokenizer, resolve
+from .names import check_name
 
 PREFIX = "merged-"
 INFO = "merge_info.json"
@@ -55,10 +55,8 @@ def release() -> None:
 
 
 def merged_dir(run: str) -> Path:
-    """``checkpoints/merged-<run>/`` (not created)."""
-    if not run or "/" in run:
-        raise ValueError(f"run name must be a non-empty name without '/', got {run!r}")
-    return paths.CHECKPOINTS / f"{PREFIX}{run}"
+    """``checkpoints/merged-<run>/`` (not created); ``run`` passes ``names.check_name``."""
+    return paths.CHECKPOINTS / f"{PREFIX}{check_name(run)}"
 
 
 # ----------------------------------------------------------------------------- merge
@@ -73,40 +71,40 @@ def base_with_adapter(model: str, adapter: str | Path, dtype: torch.dtype | None
     return adapters.attach(base, adapter, name=name).eval(), load_tokenizer(model)
 
 
-def prepare_output(out: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing non-empty ``out`` unless ``overwrite``; then clear it (model folders only)."""
+def check_output(out: str | Path, overwrite: bool) -> Path:
+    """``out`` when a merge may write it: new or empty, or (with ``overwrite``) a merged model of the
+    course (its ``merge_info.json``); else ``FileExistsError``. Nothing is deleted here."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True "
-                                  f"(OVERWRITE = True in the notebook) to replace it, or choose another run name")
-        if not ((out / "config.json").is_file() or (out / INFO).is_file()):
-            raise FileExistsError(f"{out} does not look like a merged model (no config.json): not deleting it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already exists and is not empty; pass overwrite=True "
+                              f"(OVERWRITE = True in the notebook) to replace it, or choose another run name")
+    return atomic.check_owned(out, (INFO,), what="merge output")
 
 
 def merge(model: str, adapter: str | Path, out: str | Path, *, overwrite: bool = False,
           max_shard_size: str | int = "5GB", dtype: torch.dtype | None = None) -> Path:
     """Merge ``adapter`` into a full-precision copy of ``model``; save sharded safetensors,
-    tokenizer and generation config to ``out``; return ``out``."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        prepare_output(out, overwrite)  # raises before any slow loading
+    tokenizer and generation config to ``out``; return ``out``.
+
+    Everything is written into a temporary sibling first and renamed to ``out`` as a whole, so
+    ``out`` holds a complete merged model (the old one or the new one), never part of one.
+    """
+    out = check_output(out, overwrite)  # before any slow loading
     peft_model, tok = base_with_adapter(model, adapter, dtype)
     if is_quantized(peft_model):
         raise ValueError("refusing to merge into quantized (4/8-bit) weights; load the base in bf16/fp32")
     start = time.perf_counter()
     merged = peft_model.merge_and_unload()
-    prepare_output(out, overwrite)
-    merged.save_pretrained(str(out), max_shard_size=max_shard_size)
-    merged.generation_config.save_pretrained(str(out))
-    tok_src = Path(adapter) if (Path(adapter) / "tokenizer_config.json").is_file() else None
-    (tok.from_pretrained(str(tok_src)) if tok_src else tok).save_pretrained(str(out))
-    info = {"base": model, "adapter": str(adapter), "demo_adapter": adapters.is_demo(adapter),
-            "dtype": str(merged.dtype).removeprefix("torch."), "merge_seconds": round(time.perf_counter() - start, 2)}
-    (out / INFO).write_text(json.dumps(info, indent=1))
+    check_output(out, overwrite)
+    with atomic.staged(out, (INFO,), what="merge output") as tmp:
+        merged.save_pretrained(str(tmp), max_shard_size=max_shard_size)
+        merged.generation_config.save_pretrained(str(tmp))
+        tok_src = Path(adapter) if (Path(adapter) / "tokenizer_config.json").is_file() else None
+        (tok.from_pretrained(str(tok_src)) if tok_src else tok).save_pretrained(str(tmp))
+        info = {"base": model, "adapter": str(adapter), "demo_adapter": adapters.is_demo(adapter),
+                "dtype": str(merged.dtype).removeprefix("torch."),
+                "merge_seconds": round(time.perf_counter() - start, 2)}
+        (tmp / INFO).write_text(json.dumps(info, indent=1))  # written last: the folder's mark of a finished merge
     del peft_model, merged
     release()
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .names import check_name
+
 PROJECT_ROOT = Path(os.environ.get("COURSE_HOME", Path(__file__).resolve().parents[1]))
 CACHE = Path(os.environ.get("COURSE_CACHE", PROJECT_ROOT / ".cache"))
 DATA = PROJECT_ROOT / "data"
@@ -39,10 +41,10 @@ def set_cache_env() -> dict[str, str]:
 
 
 def output_dir(kind: str, name: str = "") -> Path:
-    """A folder under runs/, checkpoints/ or eval/ (created)."""
+    """A folder under runs/, checkpoints/ or eval/ (created); ``name`` is one folder name (``names.check_name``)."""
     roots = {"runs": RUNS, "checkpoints": CHECKPOINTS, "eval": EVAL}
     if kind not in roots:
         raise ValueError(f"output kind {kind!r} is not one of {sorted(roots)}")
-    path = roots[kind] / name if name else roots[kind]
+    path = roots[kind] / check_name(name, f"{kind}/ folder name") if name else roots[kind]
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -72,7 +72,7 @@ def read_rows(path: str | Path, *, hub: bool = False, split: str = "train") -> R
         raw = Raw(name, [obj for _, obj in numbered], [n for n, _ in numbered], _columns([o for _, o in numbered]))
     if not raw.rows:
         raise ValueError(f"{name}: no rows (the file holds only blank lines"
-                         + (" and a header" if suffix == ".csv" else "") + ")")
+                         + (" and a header" if raw.columns else "") + ")")
     return raw
 
 
