@@ -140,18 +140,23 @@ def publish_files(src: str | Path, target: str | Path, last: str) -> Path:
 
 
 @contextmanager
+def _removed_on_error(tmp: Path) -> Iterator[Path]:
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextmanager
 def staged_files(target: str | Path, last: str) -> Iterator[Path]:
     """A temporary sibling to write into whose files join ``target`` when the block ends (``publish_files``).
 
     For a folder that also holds things written by others (a trainer's ``checkpoint-*``):
     those stay, and ``last`` decides whether the folder reads as complete.
     """
-    tmp = partial_folder(target)
-    try:
+    with _removed_on_error(partial_folder(target)) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     publish_files(tmp, target, last)
 
 
@@ -163,10 +168,6 @@ def staged(target: str | Path, markers: tuple[str, ...] = (MANIFEST,), what: str
     error the temporary folder is removed and ``target`` is left as it was.
     """
     target = check_owned(target, markers, what)
-    tmp = partial_folder(target)
-    try:
+    with _removed_on_error(partial_folder(target)) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     replace_folder(tmp, target)
