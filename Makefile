@@ -45,11 +45,12 @@ browser:
 test: install browser
 	$(PY) -m pytest
 
-# localhost only, behind a random token (set JUPYTER_TOKEN to choose one): the environment carries it,
-# so it never shows in the process list; Jupyter prints the URL with the token to open
+# localhost only, behind a random token (set JUPYTER_TOKEN to choose one); the environment carries it to
+# Jupyter, so it never shows in the process list, and it is printed here to log in with
 lab: install
-	JUPYTER_TOKEN="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}" \
-	$(VENV)/bin/jupyter lab notebooks --ServerApp.ip=127.0.0.1 --ServerApp.allow_remote_access=False
+	@token="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}"; \
+	echo "JupyterLab on 127.0.0.1 only; log in with the token $$token"; \
+	JUPYTER_TOKEN="$$token" $(VENV)/bin/jupyter lab notebooks --ServerApp.ip=127.0.0.1 --ServerApp.allow_remote_access=False
 
 clean-copies: install
 	$(PY) tools/clean_copies.py --out clean
