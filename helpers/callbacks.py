@@ -83,7 +83,7 @@ class FileLogger(TrainerCallback):
         self.rows: list[dict] = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs:
+        if not logs or not state.is_world_process_zero:  # several processes: the main one writes
             return
         row = {"step": state.global_step, "time": round(time.time(), 2), **logs}
         self.rows.append(row)
@@ -112,3 +112,24 @@ class TimeBudget(TrainerCallback):
             self.stopped_at = state.global_step
             self.log(f"time budget of {self.seconds:g} s reached: training stopped after step {state.global_step} "
                      f"of {state.max_steps} (raise TIME_BUDGET_S to train every planned step)")
+
+
+def attach(trainer, log_dir: Path, time_budget_s: float | None = None, tensorboard: bool = False,
+           log=print) -> dict:
+    """Give a TRL trainer the course's instruments: token counts, throughput, log files, a time budget.
+
+    Returns them by name (``counter``, ``throughput``, ``budget``); the file loggers run after
+    the throughput callback, so its fields reach ``log.csv`` and TensorBoard.
+    """
+    from torch.utils.tensorboard import SummaryWriter  # lazy: TensorBoard only when asked for
+    from transformers.integrations import TensorBoardCallback
+
+    counter = TokenCounter(trainer.data_collator, trainer.processing_class.pad_token_id)
+    trainer.data_collator = counter
+    throughput, budget = ThroughputCallback(counter), TimeBudget(time_budget_s, log=log)
+    writers = [FileLogger(log_dir)]
+    if tensorboard:
+        writers.append(TensorBoardCallback(tb_writer=SummaryWriter(str(Path(log_dir) / "tensorboard"))))
+    for cb in (throughput, budget, *writers):
+        trainer.add_callback(cb)
+    return {"counter": counter, "throughput": throughput, "budget": budget}

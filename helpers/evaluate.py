@@ -18,27 +18,33 @@ Definitions (the numbers in ``runs/day2_metrics.csv`` mean exactly this):
   integer where the reference has one (the prompt said ``integer``). Each record also
   says ``json_repeats_key``: ``json.loads`` keeps the last of repeated keys silently.
   A split with no JSON rows reports ``n = 0`` and no value, never 0 % or 100 %.
+* **exact_match** — on rows tagged ``math``: the reply's last number equals the golden
+  answer's (``helpers.scoring.math_correct``: ``8/9`` = ``0.888889``).
+* **json_leak** — on rows not tagged ``json-only``: the reply carries JSON syntax where
+  plain text was asked (``helpers.scoring.json_leak``): the format bleeding into chat.
+* **forgetting** — ``general_chat_set()`` holds general chat the course data never
+  trains (small talk, facts, word problems): base vs tuned on it shows what tuning cost.
+
+Scoring one reply lives in ``helpers.scoring``; this module runs the model and averages.
 """
 from __future__ import annotations
 
 import csv
 import json
 import math
-import re
 import time
-from collections import Counter
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from . import masks, paths
+from .scoring import (CRITERIA, JSON_TAG, MATH_TAG, json_check, json_leak,  # noqa: F401  (public here too)
+                      language_of, math_correct, usability)
+from .tiny_qwen3 import corpus
 from .tool_schemas import tools_list
 
-CRITERIA = ("non_empty", "stopped", "no_repetition", "no_control_leak", "language")
-JSON_TAG = "json-only"
 METRICS_CSV = "day2_metrics.csv"
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+GENERAL_SOURCE = "general"
 
 
 # ----------------------------------------------------------------------------- rows
@@ -49,6 +55,22 @@ def split_prompt(row: dict) -> tuple[list[dict], str]:
     if last is None:
         raise ValueError(f"row {row.get('id', '?')}: messages: no assistant turn to compare against")
     return messages[:last], messages[last].get("content") or ""
+
+
+def spread_rows(rows, n: int) -> list[dict]:
+    """``n`` rows taken in turn from each source (first rows of each first): every source is represented.
+
+    >>> [r["source"] for r in spread_rows([{"source": s} for s in "aaabbc"], 4)]
+    ['a', 'b', 'c', 'a']
+    """
+    by_source: dict[str, list[dict]] = {}
+    for row in rows:
+        by_source.setdefault(row.get("source", ""), []).append(row)
+    picked, depth = [], 0
+    while len(picked) < n and any(len(v) > depth for v in by_source.values()):
+        picked += [v[depth] for v in by_source.values() if len(v) > depth][: n - len(picked)]
+        depth += 1
+    return picked
 
 
 def adapter_switch(model, enabled: bool):
@@ -137,67 +159,6 @@ def generate(model, tok, conversations: list[list[dict]], tools: list | None = N
     return results
 
 
-# ----------------------------------------------------------------------------- criteria
-def language_of(text: str) -> str | None:
-    """``"zh"`` if the text has Chinese characters, ``"en"`` if Latin letters only, else None."""
-    if _CJK.search(text):
-        return "zh"
-    return "en" if _LATIN.search(text) else None
-
-
-def usability(reply: str, stopped: bool, prompt: str, tok, tags: Iterable[str] = (),
-              token_ids: list[int] | None = None) -> dict[str, bool]:
-    """Each usability criterion for one reply (see the module docstring)."""
-    ids = token_ids if token_ids is not None else tok.encode(reply, add_special_tokens=False)
-    grams = Counter(tuple(ids[i:i + 4]) for i in range(len(ids) - 3))
-    control = [a.content for a in tok.added_tokens_decoder.values()]
-    want, got = language_of(prompt), language_of(reply)
-    checks = {
-        "non_empty": bool(reply.strip()),
-        "stopped": bool(stopped),
-        "no_repetition": max(grams.values(), default=0) < 4,
-        "no_control_leak": not any(c in reply for c in control),
-        "language": JSON_TAG in tags or got is None or want is None or got == want,
-    }
-    checks["usable"] = all(checks[c] for c in CRITERIA)
-    return checks
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object", type(None): "null"}[type(value)]
-
-
-def _same_type(got: Any, want: Any) -> bool:
-    """Same JSON type; where the reference holds an integer, the reply must too."""
-    if _json_type(got) != _json_type(want):
-        return False
-    return not (isinstance(want, int) and not isinstance(want, bool) and not isinstance(got, int))
-
-
-def json_check(reply: str, reference: str) -> dict[str, bool]:
-    """``json_valid``: the whole reply parses to an object; ``json_keys``: the reference's keys, once, typed."""
-    repeated = []
-
-    def no_silent_overwrite(pairs):
-        names = [k for k, _ in pairs]
-        repeated.extend(k for k in set(names) if names.count(k) > 1)
-        return dict(pairs)
-
-    try:
-        got = json.loads(reply, object_pairs_hook=no_silent_overwrite)
-    except ValueError:
-        got = None
-    if not isinstance(got, dict):
-        return {"json_valid": False, "json_keys": False, "json_repeats_key": False}
-    want = json.loads(reference)
-    keys = not repeated and isinstance(want, dict) and all(k in got and _same_type(got[k], v) for k, v in want.items())
-    return {"json_valid": True, "json_keys": bool(keys), "json_repeats_key": bool(repeated)}
-
-
 def json_validity(model, tok, rows: Iterable[dict], adapter: bool = True, max_new_tokens: int = 64) -> dict:
     """Strict JSON-validity on the JSON-tagged rows: ``{"n", "valid", "examples"}``.
 
@@ -209,6 +170,31 @@ def json_validity(model, tok, rows: Iterable[dict], adapter: bool = True, max_ne
     ok = [json_check(g["reply"], split_prompt(r)[1])["json_valid"] for g, r in zip(gens, json_rows)]
     return {"n": len(ok), "valid": sum(ok) / len(ok) if ok else None,
             "examples": [(split_prompt(r)[0][-1]["content"], g["reply"]) for g, r in zip(gens, json_rows)]}
+
+
+def general_chat_set(n: int = 24, seed: int = 2024) -> list[dict]:
+    """``n`` rows of general chat the course data never trains — small talk, facts, word problems.
+
+    The tiny base pre-trains on chat of this kind (``helpers.tiny_qwen3.corpus``); a real
+    model knows it already. Scored base vs tuned, it measures forgetting. Word problems are
+    tagged ``math`` (scored by exact match), every row ``general`` and its language.
+
+    >>> rows = general_chat_set(4); rows[0]["source"], len(rows)
+    ('general', 4)
+    """
+    import random
+
+    rng = random.Random(seed)
+    kinds = {q: "chat" for q, _ in corpus.SMALL_TALK} | {q: "fact" for q, _ in corpus.FACTS}
+    rows = []
+    while len(rows) < n:
+        messages = [m for m in corpus.conversation(rng) if m["role"] != "system"][-2:]
+        question = messages[0]["content"]
+        kind = kinds.get(question, MATH_TAG)
+        lang = "zh" if language_of(question) == "zh" else "en"
+        rows.append({"id": f"general-{len(rows)}", "source": GENERAL_SOURCE, "tags": ["general", kind, lang],
+                     "messages": messages})
+    return rows
 
 
 # ----------------------------------------------------------------------------- one run
@@ -231,6 +217,10 @@ def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
                **usability(g["reply"], g["stopped"], last_user, tok, tags)}
         if JSON_TAG in tags:
             rec.update(json_check(g["reply"], reference))
+        else:
+            rec["json_leak"] = json_leak(g["reply"])
+        if MATH_TAG in tags:
+            rec["exact_match"] = math_correct(g["reply"], reference)
         records.append(rec)
     if records:
         records[0]["seconds_total"] = round(seconds, 2)
@@ -238,8 +228,13 @@ def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
 
 
 def buckets(record: dict) -> list[str]:
-    """The buckets a record counts in: ``all``, ``source:<s>``, ``tag:<t>``."""
-    return ["all"] + ([f"source:{record['source']}"] if record["source"] else []) + [f"tag:{t}" for t in record["tags"]]
+    """The buckets a record counts in: ``all`` (``forgetting`` for general chat), ``source:<s>``, ``tag:<t>``.
+
+    >>> buckets({"source": "json", "tags": ["json-only"]}), buckets({"source": "general", "tags": []})
+    (['all', 'source:json', 'tag:json-only'], ['forgetting', 'source:general'])
+    """
+    head = "forgetting" if record["source"] == GENERAL_SOURCE else "all"
+    return [head] + ([f"source:{record['source']}"] if record["source"] else []) + [f"tag:{t}" for t in record["tags"]]
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -255,10 +250,10 @@ def summarize(records: list[dict]) -> list[dict]:
         for metric in ("usable", *CRITERIA):
             rows.append({"metric": metric, "bucket": bucket, "n": len(recs),
                          "value": sum(r[metric] for r in recs) / len(recs)})
-        json_recs = [r for r in recs if JSON_TAG in r["tags"]]
-        for metric in ("json_valid", "json_keys"):
-            rows.append({"metric": metric, "bucket": bucket, "n": len(json_recs),
-                         "value": sum(r[metric] for r in json_recs) / len(json_recs) if json_recs else None})
+        for metric in ("json_valid", "json_keys", "json_leak", "exact_match"):
+            scored = [r for r in recs if metric in r]
+            rows.append({"metric": metric, "bucket": bucket, "n": len(scored),
+                         "value": sum(r[metric] for r in scored) / len(scored) if scored else None})
     return rows
 
 
@@ -302,18 +297,19 @@ def write_results(run_id: str, model_name: str, adapter: str, runs: dict[str, li
     return csv_path
 
 
-def plot_comparison(table, metrics: Iterable[str] = ("usable", "json_valid", "json_keys"), ax=None):
-    """Bars of base vs tuned for rate metrics (bucket ``all``), perplexity in the title."""
+def plot_comparison(table, metrics: Iterable[str] = ("usable", "json_valid", "json_keys", "exact_match", "json_leak"),
+                    bucket: str = "all", ax=None):
+    """Bars of base vs tuned for the rate metrics of one bucket, perplexity in the title."""
     import matplotlib.pyplot as plt
 
-    rows = table[table["bucket"] == "all"].set_index("metric")
+    rows = table[table["bucket"] == bucket].set_index("metric")
     metrics = [m for m in metrics if m in rows.index and rows.loc[m, "n"]]
-    ax = ax or plt.subplots(figsize=(6, 2.8))[1]
+    ax = ax or plt.subplots(figsize=(7, 2.8))[1]
     x = range(len(metrics))
     ax.bar([i - 0.2 for i in x], [rows.loc[m, "base"] for m in metrics], 0.4, label="base", color="#9ca3af")
     ax.bar([i + 0.2 for i in x], [rows.loc[m, "tuned"] for m in metrics], 0.4, label="tuned", color="#16a34a")
     ax.set_xticks(list(x), metrics)
     ax.set(ylim=(0, 1.05), ylabel="rate",
-           title=f"perplexity {rows.loc['perplexity', 'base']:,.1f} → {rows.loc['perplexity', 'tuned']:,.2f}")
+           title=f"{bucket}: perplexity {rows.loc['perplexity', 'base']:,.1f} → {rows.loc['perplexity', 'tuned']:,.2f}")
     ax.legend()
     return ax

@@ -165,3 +165,25 @@ def test_chat_cli_talks_in_a_terminal(tiny_model_dir):
     child.expect("you> ")
     child.sendline("")
     child.expect(pexpect.EOF)
+
+
+def test_eval_every_scores_before_training_at_each_interval_and_at_the_last_step(model, tok):
+    from types import SimpleNamespace
+
+    from helpers import training_evals
+
+    tracker = training_evals.EvalEvery(tok, ROWS, every=2, max_new_tokens=8)
+    state, control = SimpleNamespace(global_step=0, max_steps=5), SimpleNamespace(should_training_stop=False)
+    model.train()
+    tracker.on_train_begin(None, state, control, model=model)
+    for step in range(1, 6):
+        state.global_step = step
+        tracker.on_step_end(None, state, control, model=model)
+    assert [h["step"] for h in tracker.history] == [0, 2, 4, 5]
+    assert model.training  # the scoring put the model back in training mode
+    first = tracker.history[0]
+    records = ev.evaluate(model, tok, ROWS, "again", max_new_tokens=8)
+    again = {r["metric"]: r["value"] for r in ev.summarize(records) if r["bucket"] == "all"}
+    assert first["perplexity"] == pytest.approx(again["perplexity"]) and first["json_valid"] == again["json_valid"]
+    with pytest.raises(ValueError, match="positive"):
+        training_evals.EvalEvery(tok, ROWS, every=0)
