@@ -18,13 +18,17 @@ DISK_NEEDED_GIB = {"tiny-qwen3": 2, "real": 30}
 VRAM_NEEDED_GIB = 8
 
 
-def pinned_versions(requirements: Path | None = None) -> list[dict]:
-    """Each pin in requirements.txt beside the installed version."""
+# Pinned for the project's own tests and CI, not needed to take the course.
+TEST_TOOLS = ("pytest", "playwright")
+
+
+def pinned_versions(requirements: Path | None = None, test_tools: bool = False) -> list[dict]:
+    """Each pin in requirements.txt beside the installed version (the test tools only if asked)."""
     requirements = requirements or paths.PROJECT_ROOT / "requirements.txt"
     rows = []
     for line in requirements.read_text().splitlines():
         m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)", line.strip())
-        if not m:
+        if not m or (m.group(1).lower() in TEST_TOOLS and not test_tools):
             continue
         name, pin = m.groups()
         try:
