@@ -4,15 +4,24 @@ Each exercise computes the truth from the course's own code (the tokenizer, the 
 builder, the pipeline …), so a checker cannot drift from what the notebook shows.
 Solutions live in ``solutions/`` beside the notebooks, not in them. An unanswered
 exercise (``None``) prints its hint and returns False without raising, so the notebooks
-still run headless.
+still run headless. ``check.given(key)`` hands a notebook the input an exercise works on.
+
+To add an exercise, register a judge under the next key of its notebook:
+
+    @exercise("05.3", "question?", "hint", given=lambda: {...})   # given is optional
+    def _ex05_3(value):
+        return value == truth, "feedback"
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
+from unittest import mock
 
-from . import data, evaluate, masks, templates, tokens
-from .lora import lora_params
+from peft import LoraConfig, get_peft_model
+
+from . import data, environment, evaluate, masks, templates, tokens
+from .lora import PROJECTIONS, lora_params
 from .models import load_model, load_tokenizer
 from .train_config import resolve_preset
 
@@ -22,15 +31,16 @@ class Exercise:
     question: str
     hint: str
     judge: Callable[[Any], tuple[bool, str]]   # (correct?, feedback for this answer)
+    given: Callable[[], Any] | None = None     # the input the question is about, if the notebook lacks it
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(key: str, question: str, hint: str):
-    """Register ``judge(answer) -> (ok, feedback)`` as exercise ``key``."""
+def exercise(key: str, question: str, hint: str, given: Callable[[], Any] | None = None):
+    """Register ``judge(answer) -> (ok, feedback)`` as exercise ``key`` (``given`` supplies its input)."""
     def register(judge):
-        EXERCISES[key] = Exercise(question, hint, judge)
+        EXERCISES[key] = Exercise(question, hint, judge, given)
         return judge
     return register
 
@@ -61,57 +71,121 @@ def question(key: str) -> str:
     return EXERCISES[key].question
 
 
+def given(key: str) -> Any:
+    """The input exercise ``key`` works on (a conversation, a config …), built fresh."""
+    if EXERCISES[key].given is None:
+        raise KeyError(f"exercise {key} works on what its notebook shows; it has no given input")
+    return EXERCISES[key].given()
+
+
 def _tok():
     return load_tokenizer("tiny-qwen3")
 
 
+# ----------------------------------------------------------------------------- 00
+PATHS = ("unsloth", "bnb-cuda", "bnb-cpu")
+
+
+@exercise("00.1", "Predict: a classmate has an RTX 4080 (CUDA) but installed only requirements.txt, not the GPU "
+          "extra with unsloth. Which training path does notebook 05 take there?",
+          f"one of {PATHS}; read environment.training_path's conditions (section 2).")
+def _ex00_1(value):
+    with mock.patch("torch.cuda.is_available", return_value=True), \
+            mock.patch.object(environment, "unsloth_available", return_value=False):
+        truth, why = environment.training_path()
+    if str(value).strip() == truth:
+        return True, f"right: {why}."
+    if value == "unsloth":
+        return False, "unsloth is only in requirements-gpu.txt; without it the fast path is not there."
+    if value == "bnb-cpu":
+        return False, "the GPU is there: bitsandbytes runs the 4-bit path on CUDA."
+    return False, f"{value!r} is not one of the paths {PATHS}."
+
+
+@exercise("00.2", "Predict, then run: what fraction of tiny-qwen3's parameters is its token-embedding table? "
+          "(2 decimals)", "the table has vocab_size × hidden_size entries; compare with the total printed in "
+          "section 4, then count model.get_input_embeddings().weight.numel().")
+def _ex00_2(value):
+    model = load_model("tiny-qwen3")
+    total = sum(p.numel() for p in model.parameters())
+    truth = model.get_input_embeddings().weight.numel() / total
+    if isinstance(value, (int, float)) and abs(value - truth) < 0.006:
+        return True, (f"right: {truth:.0%}. A 151k-token vocabulary dominates a tiny model; in Qwen3-4B "
+                      "it is about a tenth, and LoRA leaves it frozen either way.")
+    if isinstance(value, (int, float)) and value > 1:
+        return False, "give a fraction between 0 and 1, not a count."
+    return False, f"{value!r} is not embedding parameters / all parameters."
+
+
 # ----------------------------------------------------------------------------- 01
-@exercise("01.1", "Which exact string does add_generation_prompt=True append to a conversation?",
-          "render a prompt with and without it and compare the tails (section 1).")
+@exercise("01.1", "Predict, then run: render the whole sft-0103 conversation (it ends with an assistant "
+          "reply) with add_generation_prompt=True. How many times does '<|im_start|>assistant' occur?",
+          "templates.render(tok, examples['sft-0103'], add_generation_prompt=True).count(...) (section 1).")
 def _ex01_1(value):
-    tok, msgs = _tok(), [{"role": "user", "content": "hi"}]
-    truth = templates.render(tok, msgs, add_generation_prompt=True)[len(templates.render(tok, msgs)):]
+    example = templates.load_examples()["sft-0103"]
+    truth = templates.render(_tok(), example, add_generation_prompt=True).count("<|im_start|>assistant")
+    replies = sum(m["role"] == "assistant" for m in example["messages"])
     if value == truth:
-        return True, f"right: {truth!r} opens an assistant turn, so the next tokens are the reply."
-    if "<|assistant|>" in str(value):
-        return False, "there is no <|assistant|> token in Qwen3; the role is plain text after <|im_start|>."
-    if str(value).strip() == truth.strip():
-        return False, "almost: mind the newline after the role."
-    return False, f"{value!r} is not what the template appends."
+        return True, (f"right: {replies} replies plus one empty header. The template never checks the last "
+                      "turn, so training text must be rendered with add_generation_prompt=False.")
+    if value == replies:
+        return False, "the template does not look at the last turn: it appends its header anyway."
+    return False, f"{value!r} is not the count."
 
 
-@exercise("01.2", "In the tool-call example, which role does the tool's response turn have in the rendered text?",
-          "list the roles of templates.turns(tool_text) (section 4).")
+@exercise("01.2", "Predict, then run: in check.given('01.2') one assistant turn calls two tools and two "
+          "tool messages answer. How many '<|im_start|>user' turns does the rendered text contain?",
+          "render it with templates.render and count, or read the template's tool branch (section 6).",
+          given=templates.parallel_tool_calls)
 def _ex01_2(value):
-    text = templates.render(_tok(), templates.load_examples()["tool-0201"])
-    roles = [t["role"] for t in templates.turns(text)]
-    truth = roles[-2]
-    if str(value).strip().lower() == truth:
-        return True, f"right: the tool result comes back as a {truth!r} turn wrapped in <tool_response>."
-    if str(value).strip().lower() == "tool":
-        return False, "the message has role 'tool', but Qwen3's template renders it under another role."
-    return False, f"{value!r} is not the rendered role."
+    truth = templates.render(_tok(), templates.parallel_tool_calls()).count("<|im_start|>user")
+    if value == truth:
+        return True, "right: the question plus ONE user turn holding both <tool_response> blocks."
+    if value == truth + 1:
+        return False, "the two tool messages do not get a turn each: consecutive ones are merged."
+    if value == 1:
+        return False, "tool results do come back as user text; count that turn too."
+    return False, f"{value!r} is not the count."
 
 
 # ----------------------------------------------------------------------------- 02
-@exercise("02.1", "What is the token id of <|im_end|>?", "look it up in the added-token table (section 1).")
+SURVIVOR_CANDIDATES = ("<|im_start|>", "<|im_end|>", "<tool_call>", "<tool_response>")
+
+
+@exercise("02.1", f"Predict, then run: decode the token ids of the rendered tool-0201 example with "
+          f"skip_special_tokens=True. Which of {list(SURVIVOR_CANDIDATES)} are still in the text?",
+          "skip_special_tokens removes only tokens with special=True (the table's 'special' column).")
 def _ex02_1(value):
     tok = _tok()
-    truth = tok.convert_tokens_to_ids("<|im_end|>")
-    if value == truth:
-        return True, f"right: {truth} ends every turn and is the eos token."
-    named = tok.convert_ids_to_tokens(int(value)) if isinstance(value, int) and 0 <= value < len(tok) else None
-    return False, f"{value!r} is {named!r}, not <|im_end|>." if named else f"{value!r} is not a token id here."
+    ids = tok(templates.render(tok, templates.load_examples()["tool-0201"]))["input_ids"]
+    text = tok.decode(ids, skip_special_tokens=True)
+    truth = {t for t in SURVIVOR_CANDIDATES if t in text}
+    got = {value} if isinstance(value, str) else set(value)
+    if got == truth:
+        return True, ("right: the tool tags are ordinary added tokens, so a parser can still find the call "
+                      "in a decoded reply; the turn markers are special and vanish.")
+    if got & {"<|im_start|>", "<|im_end|>"}:
+        return False, "the turn markers are special tokens: skip_special_tokens removes them."
+    return False, f"{sorted(got)} is not the set that survives."
 
 
-@exercise("02.2", "With pad_token = eos_token, how many <|im_end|> labels does the collator keep in section 3?",
-          "read the eos_labels_trained column of the pad == eos row.")
+@exercise("02.2", "Modify and observe: choose your own pad token (not <|endoftext|>) with which transformers' "
+          "collator keeps every label of section 3's chats. Which token string?",
+          "try tokens.stop_labels_kept(tok, pad_token=...) until real_labels_masked is 0 (section 3).")
 def _ex02_2(value):
     tok = _tok()
-    truth = tokens.stop_labels_kept(tok, pad_token=tok.eos_token)["eos_labels_trained"]
-    if value == truth:
-        return True, "right: every stop label is masked, so the model never learns to stop."
-    return False, f"{value!r} is not what the collator keeps."
+    if value == tok.pad_token:
+        return False, f"{value} is the default; pick another token."
+    if tok.convert_tokens_to_ids(value) in (None, tok.unk_token_id):
+        return False, f"{value!r} is not one token of this vocabulary."
+    row = tokens.stop_labels_kept(tok, pad_token=value)
+    if row["real_labels_masked"] == 0:
+        return True, (f"right: {value} never occurs in the chats, so padding is the only thing masked. "
+                      "Any token that never appears in training text is a safe pad.")
+    if value == tok.eos_token:
+        return False, "that is pad == eos: every <|im_end|> label is erased and the model never learns to stop."
+    return False, (f"{value!r} occurs in the chats, so {row['real_labels_masked']} real labels are masked too: "
+                   "a pad token must never appear in training text.")
 
 
 # ----------------------------------------------------------------------------- 03
@@ -119,15 +193,20 @@ def _example(key: str) -> dict:
     return templates.load_examples()[key]
 
 
-@exercise("03.1", "How many tokens of sft-0103 are trained (label != -100) with the default policy?",
-          "count the green tokens, or sum(l != -100 for l in sample['labels']) (section 1).")
+@exercise("03.1", "Predict, then run: with train_end_token=False, how many tokens of sft-0103 are trained?",
+          "start from the default count in section 1 and work out which tokens the flag removes (section 2).")
 def _ex03_1(value):
-    labels = masks.build_labels(_tok(), _example("sft-0103")["messages"])["labels"]
-    truth = sum(x != masks.IGNORE_INDEX for x in labels)
+    messages = _example("sft-0103")["messages"]
+    count = lambda **kw: sum(x != masks.IGNORE_INDEX for x in masks.build_labels(_tok(), messages, **kw)["labels"])  # noqa: E731
+    truth, default = count(train_end_token=False), count()
+    replies = sum(m["role"] == "assistant" for m in messages)
     if value == truth:
-        return True, f"right: {truth} of {len(labels)} tokens carry a loss — both replies and their <|im_end|>\\n."
-    if value == len(labels):
-        return False, "that is every token; the system and user turns and the role headers are masked."
+        return True, (f"right: {default} − {default - truth}: each of the {replies} replies loses <|im_end|> and "
+                      "the newline after it, so nothing teaches the model to stop.")
+    if value == default:
+        return False, "that is the default count; the flag removes the end of every trained reply."
+    if value == default - replies:
+        return False, "the newline after each <|im_end|> goes too: it sits inside the trained span."
     return False, f"{value!r} is not the number of trained tokens."
 
 
@@ -143,7 +222,8 @@ def _ex03_2(value):
 
 
 # ----------------------------------------------------------------------------- 04
-@exercise("04.1", "Give mix weights (a dict over the pools) that make emoji exactly 50 % of a resample mix.",
+@exercise("04.1", "Modify and observe: give mix weights (a dict over the pools) that make emoji exactly 50 % "
+          "of a resample mix.",
           "weights are relative: data.normalize_weights(w, data.POOLS) must give emoji 0.5 (step 5).")
 def _ex04_1(value):
     if not isinstance(value, dict):
@@ -154,7 +234,7 @@ def _ex04_1(value):
     return False, f"these weights give emoji {share:.1%}, not 50 %."
 
 
-@exercise("04.2", "How many validation rows does split_train_valid give a set of 120 distinct samples "
+@exercise("04.2", "Predict, then run: how many validation rows does split_train_valid give a set of 120 distinct samples "
           "(default valid_ratio and floor of 100)?",
           "the floor of 100 must never empty train; read split_train_valid's docstring (step 8).")
 def _ex04_2(value):
@@ -223,3 +303,20 @@ def _ex06_2(value):
     if tuple(value) == truth:
         return True, "right: it parses, but \"7\" is a string where a number was asked."
     return False, f"{tuple(value)} is not it: parse it, then compare the type of age."
+
+
+# ----------------------------------------------------------------------------- 07
+@exercise("07.1", "Predict, then run: how many more parameters does the merged tiny-qwen3 have than the base "
+          "model (0 if none)?",
+          "merge_and_unload folds (alpha/r)·B·A into W and removes lora_A and lora_B (section 2).")
+def _ex07_1(value):
+    base = load_model("tiny-qwen3")
+    before = sum(p.numel() for p in base.parameters())
+    mounted = get_peft_model(base, LoraConfig(r=8, target_modules=list(PROJECTIONS)))
+    truth = sum(p.numel() for p in mounted.merge_and_unload().parameters()) - before
+    if value == truth:
+        return True, ("right: none. The update is added into W, then lora_A and lora_B are removed: "
+                      "the merged model has exactly the base's shapes, which is why any engine loads it.")
+    if isinstance(value, int) and value > 0:
+        return False, "that counts lora_A and lora_B; after the merge they are gone, folded into W."
+    return False, f"{value!r} is not the difference."

@@ -73,6 +73,17 @@ def compare_truncation(tokenizer, sample: dict, max_length: int) -> list[dict]:
     return rows
 
 
+def report_line(report: Counter, max_length: int) -> str:
+    """One sentence for the counts of ``truncate``/``pack``: how many samples fit, and what became of the rest.
+
+    >>> report_line(Counter({"fits": 35, "dropped: reply cut": 2}), 256)
+    '35 samples fit in 256 tokens; 2 dropped: reply cut'
+    """
+    rest = [f"{n} {what}" for what, n in report.items() if what != "fits"]
+    return (f"{report.get('fits', 0)} samples fit in {max_length} tokens; "
+            + ("; ".join(rest) if rest else "none was longer, so nothing was cut or dropped"))
+
+
 def pack(samples: list[dict], max_length: int, strategy: str = "bfd",
          on_cut: str = "drop") -> tuple[list[dict], Counter]:
     """Pack labelled samples with TRL's ``pack_dataset``; add TRL's per-sample ``position_ids``.

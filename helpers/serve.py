@@ -14,23 +14,37 @@ from pathlib import Path
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # values vLLM accepts for --max-lora-rank
 # The seed's settings for a 16 GB RTX 4080 (section 3.1): peak use, not what every request needs.
+# --max-model-len is capped at the model's own max_position_embeddings (vLLM refuses more).
 SEED_FLAGS = {"max-model-len": 16384, "gpu-memory-utilization": 0.82, "max-num-seqs": 4,
               "max-num-batched-tokens": 2048}
 
 
-def _command(model: str | Path, served_name: str, port: int, flags: dict, extra: list[str]) -> str:
-    """One flag per line, joined with shell line continuations."""
-    lines = [f"vllm serve {shlex.quote(str(model))}", f"--served-model-name {shlex.quote(served_name)}",
-             f"--port {port}"]
+def max_positions(model_dir: str | Path) -> int | None:
+    """``max_position_embeddings`` from a model folder's config.json, or None without one."""
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("max_position_embeddings")
+
+
+def _command(model: str | Path, served_name: str, port: int, flags: dict, extra: list[list[str]],
+             positions: int | None) -> str:
+    """One flag per line, each quoted for the shell (``shlex.join``), joined with line continuations."""
     chosen = {**SEED_FLAGS, **{k.replace("_", "-"): v for k, v in flags.items()}}
-    lines += [f"--{key} {value}" for key, value in chosen.items()]
-    return " \\\n  ".join(lines + extra + ["--enforce-eager"])
+    if positions and "max_model_len" not in flags:
+        chosen["max-model-len"] = min(chosen["max-model-len"], positions)
+    lines = [["vllm", "serve", str(model)], ["--served-model-name", served_name], ["--port", str(port)]]
+    lines += [[f"--{key}", str(value)] for key, value in chosen.items()]
+    return " \\\n  ".join(shlex.join(line) for line in lines + extra + [["--enforce-eager"]])
 
 
 def vllm_merged_command(merged_dir: str | Path, served_name: str = "day2-merged", port: int = 8000,
                         **flags) -> str:
-    """``vllm serve`` for a merged model folder (the one holding config.json); ``max_model_len=…`` etc. override."""
-    return _command(merged_dir, served_name, port, flags, [])
+    """``vllm serve`` for a merged model folder (the one holding config.json); ``max_model_len=…`` etc. override.
+
+    ``--max-model-len`` is the seed's 16384 or the folder's ``max_position_embeddings``, whichever is smaller.
+    """
+    return _command(merged_dir, served_name, port, flags, [], max_positions(merged_dir))
 
 
 def lora_rank_cap(r: int) -> int:
@@ -42,11 +56,13 @@ def lora_rank_cap(r: int) -> int:
 
 
 def vllm_lora_command(base: str, adapter: str | Path, lora_name: str = "day2-lora", r: int = 16,
-                      port: int = 8000, **flags) -> str:
-    """``vllm serve`` for the base with the adapter (rank ``r``) mounted; requests name ``model=lora_name``."""
-    extra = ["--enable-lora", f"--lora-modules {lora_name}={shlex.quote(str(adapter))}",
-             f"--max-lora-rank {lora_rank_cap(r)}"]
-    return _command(base, base.rsplit("/", 1)[-1], port, flags, extra)
+                      port: int = 8000, positions: int | None = None, **flags) -> str:
+    """``vllm serve`` for the base with the adapter (rank ``r``) mounted; requests name ``model=lora_name``.
+
+    ``positions``: the base's ``max_position_embeddings``, which caps ``--max-model-len``.
+    """
+    extra = [["--enable-lora"], ["--lora-modules", f"{lora_name}={adapter}"], ["--max-lora-rank", str(lora_rank_cap(r))]]
+    return _command(base, base.rsplit("/", 1)[-1], port, flags, extra, positions)
 
 
 def probe(url: str, timeout: float = 1.0) -> tuple[bool, str]:

@@ -20,7 +20,8 @@ from .jsonl import read_jsonl
 INSTRUCT_2507 = "qwen3_instruct_2507"
 HYBRID = "qwen3"
 _TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(<\|im_end\|>\n?|$)", re.S)
-ROLE_COLOURS = {"system": "#e8e8e8", "user": "#dbeafe", "assistant": "#dcfce7", "tool": "#fef3c7"}
+# Rendered turns only ever carry these roles: a `tool` message becomes text inside a user turn.
+ROLE_COLOURS = {"system": "#e8e8e8", "user": "#dbeafe", "assistant": "#dcfce7"}
 
 
 def load_examples(path: str | Path | None = None) -> dict[str, dict]:
@@ -76,8 +77,8 @@ def turns(text: str) -> list[dict]:
 
 def turns_html(text: str) -> str:
     """HTML of rendered text with each turn shaded by role and control tokens in bold."""
-    out, pos = [], 0
-    for t in turns(text):
+    out, pos, found = [], 0, turns(text)
+    for t in found:
         out.append(html.escape(text[pos:t["start"]]))
         chunk = html.escape(text[t["start"]:t["end"]])
         chunk = re.sub(r"(&lt;\|im_(?:start|end)\|&gt;|&lt;/?(?:think|tool_call|tool_response)&gt;)",
@@ -87,9 +88,23 @@ def turns_html(text: str) -> str:
                    f"chars {t['start']}–{t['end']}'>{chunk}</span>")
         pos = t["end"]
     out.append(html.escape(text[pos:]))
-    legend = " ".join(f"<span style='background:{c};padding:0 4px'>{r}</span>" for r, c in ROLE_COLOURS.items())
+    present = {t["role"] for t in found}   # the legend names only colours that appear
+    legend = " ".join(f"<span style='background:{c};padding:0 4px'>{r}</span>"
+                      for r, c in ROLE_COLOURS.items() if r in present)
     return (f"<div style='font-size:90%'>{legend}</div><pre style='white-space:pre-wrap;"
             f"font-family:monospace;line-height:1.5'>{''.join(out)}</pre>")
+
+
+def parallel_tool_calls() -> list[dict]:
+    """A conversation whose one assistant turn calls two tools; two ``tool`` messages answer."""
+    def call(i: int, city: str) -> dict:
+        return {"type": "function", "id": f"call_{i}",
+                "function": {"name": "get_weather", "arguments": {"city": city, "day": "tomorrow"}}}
+    return [{"role": "user", "content": "明天 Edmonton 和 Calgary 天气？"},
+            {"role": "assistant", "content": "", "tool_calls": [call(1, "Edmonton"), call(2, "Calgary")]},
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c":12,"condition":"Cloudy"}'},
+            {"role": "tool", "tool_call_id": "call_2", "content": '{"temp_c":9,"condition":"Rain"}'},
+            {"role": "assistant", "content": "Edmonton 多云 12°C，Calgary 有雨 9°C。"}]
 
 
 def _unpack(example: dict | list) -> tuple[list, list | None]:

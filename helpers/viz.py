@@ -149,16 +149,41 @@ def show_packed(tokenizer, row: dict):
 
 
 # ----------------------------------------------------------------------------- matplotlib
-def _plain(text: str, tid: int) -> str:
-    """Token text the default matplotlib font can draw; otherwise its id."""
+# Fonts that draw Chinese, by the name matplotlib lists; the first one installed is used.
+CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Microsoft YaHei",
+             "SimHei", "PingFang SC", "Heiti SC", "Droid Sans Fallback")
+NO_CJK_FONT = ("no CJK font installed, so Chinese tokens show as #id: install one (Debian/Ubuntu: "
+               "apt install fonts-wqy-microhei), delete .cache/matplotlib and restart the kernel")
+_CJK_RANGES = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xFF00, 0xFFEF))
+
+
+def cjk_font() -> str | None:
+    """The name of an installed font that draws Chinese (see ``CJK_FONTS``), or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _drawable(text: str, cjk: bool) -> bool:
+    def ok(c):
+        return ord(c) < 0x2000 or c in "↵␣" or (cjk and any(lo <= ord(c) <= hi for lo, hi in _CJK_RANGES))
+    return bool(text) and all(ok(c) for c in text)
+
+
+def _label(text: str, tid: int, cjk: bool) -> str:
+    """Token text a box can show: the text (newlines as ↵) when the fonts draw it, else ``#id``."""
     text = text.replace("\n", "↵")
-    if text and all(ord(c) < 0x2000 or c == "↵" for c in text):
-        return text
-    return f"#{tid}"
+    text = "␣" * len(text) if text.isspace() else text   # a blank box would look like a missing token
+    return text if _drawable(text, cjk) else f"#{tid}"
 
 
 def plot_mask(tokenizer, sample: dict, ax=None, per_row: int = 16, max_tokens: int = 128, title: str | None = None):
-    """Static picture of a labelled sample: one box per token, trained green, masked grey."""
+    """Static picture of a labelled sample: one box per token, trained green, masked grey.
+
+    Chinese is drawn with an installed CJK font (``cjk_font``); without one, as token ids,
+    and the title says how to install a font. Control tokens are drawn whole.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -166,17 +191,24 @@ def plot_mask(tokenizer, sample: dict, ax=None, per_row: int = 16, max_tokens: i
     rows = (len(ids) + per_row - 1) // per_row
     if ax is None:
         _, ax = plt.subplots(figsize=(per_row * 0.75, rows * 0.42 + 0.6))
-    control = _control_ids(tokenizer)
-    for k, (tid, lab, text) in enumerate(zip(ids, labels, token_strings(tokenizer, ids))):
+    control, font = _control_ids(tokenizer), cjk_font()
+    family = ["DejaVu Sans"] + ([font] if font else [])   # matplotlib falls back glyph by glyph
+    shown = [_label(t, tid, font is not None) for tid, t in zip(ids, token_strings(tokenizer, ids))]
+    for k, (tid, lab, text) in enumerate(zip(ids, labels, shown)):
         x, y = k % per_row, rows - 1 - k // per_row
         ax.add_patch(Rectangle((x, y), 0.95, 0.85, facecolor=TRAINED if lab != IGNORE_INDEX else MASKED,
                                edgecolor=CONTROL if tid in control else "none", linewidth=1.2))
-        ax.text(x + 0.47, y + 0.42, _plain(text, tid)[:9], ha="center", va="center", fontsize=6)
+        text = text if len(text) <= 14 else text[:13] + "…"
+        ax.text(x + 0.47, y + 0.42, text, ha="center", va="center", family=family,
+                fontsize=6 if len(text) <= 10 else 5)
     ax.set_xlim(0, per_row)
     ax.set_ylim(0, rows)
     ax.axis("off")
-    ax.set_title(title or f"{sum(lab != IGNORE_INDEX for lab in labels)} of {len(labels)} tokens trained "
-                 "(green); control tokens outlined", fontsize=9)
+    title = title or (f"{sum(lab != IGNORE_INDEX for lab in labels)} of {len(labels)} tokens trained "
+                      "(green); control tokens outlined")
+    if font is None and any(t.startswith("#") for t in shown):
+        title += "\n" + NO_CJK_FONT
+    ax.set_title(title, fontsize=9)
     return ax.figure
 
 

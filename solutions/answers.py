@@ -4,11 +4,13 @@
 is a plausible wrong one with the feedback it must get (the tests use both).
 """
 ANSWERS = {
-    "01.1": "<|im_start|>assistant\n",
-    "01.2": "user",
-    "02.1": 151645,
-    "02.2": 0,
-    "03.1": 60,
+    "00.1": "bnb-cuda",
+    "00.2": 0.96,
+    "01.1": 3,
+    "01.2": 2,
+    "02.1": {"<tool_call>", "<tool_response>"},
+    "02.2": "<|vision_pad|>",
+    "03.1": 56,
     "03.2": 1,
     "04.1": {"cmath": 1, "mawps": 1, "emoji": 3, "json": 1, "tool": 0},
     "04.2": 60,
@@ -16,13 +18,16 @@ ANSWERS = {
     "05.2": 16,
     "06.1": 2.72,
     "06.2": (True, False),
+    "07.1": 0,
 }
 WRONG = {
-    "01.1": ("<|assistant|>", "no <|assistant|> token"),
-    "01.2": ("tool", "renders it under another role"),
-    "02.1": (151643, "<|endoftext|>"),
-    "02.2": (3, "not what the collator keeps"),
-    "03.1": (119, "every token"),
+    "00.1": ("unsloth", "only in requirements-gpu.txt"),
+    "00.2": (19_400_000, "not a count"),
+    "01.1": (2, "appends its header anyway"),
+    "01.2": (3, "consecutive ones are merged"),
+    "02.1": ({"<|im_start|>", "<tool_call>"}, "turn markers are special"),
+    "02.2": ("<|im_end|>", "pad == eos"),
+    "03.1": (58, "newline after each <|im_end|> goes too"),
     "03.2": (2, "count the assistant turns"),
     "04.1": ({"cmath": 1, "mawps": 1, "emoji": 1, "json": 1, "tool": 1}, "emoji 20.0%"),
     "04.2": (100, "caps validation"),
@@ -30,4 +35,5 @@ WRONG = {
     "05.2": (1, "one factor only"),
     "06.1": (3.06, "averages per-sample perplexities"),
     "06.2": ((True, True), "compare the type of age"),
+    "07.1": (77824, "folded into W"),
 }

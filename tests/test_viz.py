@@ -104,3 +104,24 @@ def test_mask_explorer_redraws_without_a_kernel(tok, monkeypatch):
     trained = sum(lab != masks.IGNORE_INDEX for lab in want["labels"])
     html = shown[-1].data   # what the widget drew last, for the choices just made
     assert f"<b>{trained} trained</b>" in html and "tool-0201" in html
+
+
+def _drawn(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_plot_mask_draws_chinese_with_a_cjk_font_and_control_tokens_whole(tok, monkeypatch):
+    row = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "好的"}]
+    sample = masks.build_labels(tok, row)
+    monkeypatch.setattr(viz, "cjk_font", lambda: "DejaVu Sans")   # any name: the choice of text is under test
+    drawn = _drawn(viz.plot_mask(tok, sample))
+    assert "你好" in drawn and "<|im_start|>" in drawn and "<|im_end|>" in drawn
+    assert not any(t.startswith("#") for t in drawn)
+
+
+def test_plot_mask_without_a_cjk_font_draws_ids_and_says_how_to_get_one(tok, monkeypatch):
+    sample = masks.build_labels(tok, [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "ok"}])
+    monkeypatch.setattr(viz, "cjk_font", lambda: None)
+    fig = viz.plot_mask(tok, sample)
+    assert f"#{tok.convert_tokens_to_ids(tok.tokenize('你好')[0])}" in _drawn(fig)
+    assert "fonts-wqy-microhei" in fig.axes[0].get_title()

@@ -116,17 +116,24 @@ def plot_composition(mix: dict, ax=None):
     return ax
 
 
-def plot_lengths(lengths: dict[str, np.ndarray], ax=None, bins: int = 30):
-    """Histogram of chat-template token lengths per pool (log-scaled x)."""
-    ax = ax or plt.subplots(figsize=(7, 3))[1]
+def plot_lengths(lengths: dict[str, np.ndarray], bins: int = 30):
+    """Histograms of chat-template token lengths, one small panel per pool on a shared log-scaled x.
+
+    One panel each, so no pool hides behind another; the dashed line is the pool's median.
+    """
+    pools = [p for p, v in lengths.items() if len(v)]
     edges = length_histogram(lengths, bins)["edges"]
-    for pool, v in lengths.items():
-        ax.hist(v, bins=edges, alpha=0.6, label=pool)
-    ax.set_xscale("log")
-    ax.set_xlabel("tokens per conversation (chat template)")
-    ax.set_ylabel("conversations")
-    ax.legend()
-    return ax
+    fig, axes = plt.subplots(len(pools), 1, figsize=(7, 0.9 + 0.85 * len(pools)), sharex=True, squeeze=False)
+    for ax, pool, colour in zip(axes[:, 0], pools, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 2):
+        ax.hist(lengths[pool], bins=edges, color=colour)
+        ax.axvline(float(np.median(lengths[pool])), color="#111", linestyle="--", linewidth=1)
+        ax.set_ylabel(pool, rotation=0, ha="right", va="center")
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0, 0].set_xscale("log")
+    axes[0, 0].set_title("conversations per token length (dashed: median)", fontsize=10)
+    axes[-1, 0].set_xlabel("tokens per conversation (chat template)")
+    fig.tight_layout()
+    return fig
 
 
 def raw_preview(data_dir=None, width: int = 90):
