@@ -24,9 +24,10 @@ from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
 
-from . import atomic, memory, unsloth_patches
+from . import atomic, memory, runs, unsloth_patches
 from .callbacks import FileLogger, ThroughputCallback, TimeBudget, TokenCounter
 from .cpu_compat import guard_avx512_bf16, install_torch_logprob
+from .distributed import SameLoraOnEveryRank, StopTogether, world
 from .environment import cpu_has_fast_bf16, training_path
 from .lora import PROJECTIONS, QWEN3_4B, lora_params
 from .models import load_tokenizer, resolve
@@ -61,22 +62,26 @@ def lora_config(cfg: TrainConfig):
                       target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
 
 
-def bnb_config():
-    """QLoRA's quantisation: NF4 4-bit weights, double quantisation, bf16 compute."""
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+def bnb_config(quant_storage=torch.uint8):
+    """QLoRA's quantisation: NF4 4-bit weights, double quantisation, bf16 compute.
+
+    FSDP shards only tensors of one float dtype: ``quant_storage=torch.bfloat16`` packs the
+    4-bit codes into bf16 tensors (same bytes) so the quantised base shards with the rest.
+    """
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_quant_storage=quant_storage)
 
 
 def load_base(cfg: TrainConfig, path: TrainPath | None = None):
     """The frozen base model for ``cfg`` (4-bit unless ``load_in_4bit=False``) and its tokenizer."""
-    path = path or choose_path()
+    path, w = path or choose_path(), world()
     tok = load_tokenizer(cfg.model)
     on_gpu = path.name != "bnb-cpu"
-    kwargs = {"dtype": torch.bfloat16 if on_gpu else torch.float32}
+    kwargs = {"dtype": torch.bfloat16 if on_gpu or w.fsdp else torch.float32}
     if cfg.load_in_4bit:
-        kwargs["quantization_config"] = bnb_config()
-    if on_gpu:
-        kwargs["device_map"] = {"": 0}
+        kwargs["quantization_config"] = bnb_config(torch.bfloat16 if w.fsdp else torch.uint8)
+    if on_gpu and not w.fsdp:  # each process its own GPU; under FSDP accelerate places the shards
+        kwargs["device_map"] = {"": w.local_rank}
     model = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), **kwargs)
     if path.name == "bnb-cpu":
         guard_avx512_bf16(model)
@@ -91,8 +96,11 @@ def build_model(cfg: TrainConfig, path: TrainPath | None = None):
     if cfg.tiled_mlp:
         warnings.warn(f"tiled_mlp is an unsloth feature; route {path.name} trains without it", stacklevel=2)
     model, tok = load_base(cfg, path)
-    if cfg.load_in_4bit:
+    if cfg.load_in_4bit and not world().fsdp:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    elif cfg.gradient_checkpointing:  # FSDP: no fp32 upcast of the bf16 parameters, which must share one dtype
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
     set_seed(cfg.seed)  # LoRA's A matrices are drawn here; unsloth's random_state does the same
     model = get_peft_model(model, lora_config(cfg))
     if path.name == "bnb-cpu":
@@ -177,7 +185,7 @@ def sft_config(cfg: TrainConfig, path: TrainPath, has_eval: bool):
     cpu = path.name == "bnb-cpu"
     bf16 = cpu_has_fast_bf16() if cpu else True  # on a CPU, bf16 autocast only with bf16 instructions
     eval_on = has_eval and bool(cfg.eval_steps)
-    return SFTConfig(
+    return SFTConfig(**{**dict(
         output_dir=str(cfg.output_dir), run_name=cfg.run, seed=cfg.seed, data_seed=cfg.seed,
         assistant_only_loss=True, packing=cfg.packing, packing_strategy="bfd", max_length=cfg.max_length,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
@@ -188,8 +196,10 @@ def sft_config(cfg: TrainConfig, path: TrainPath, has_eval: bool):
         eval_strategy="steps" if eval_on else "no", eval_steps=cfg.eval_steps if eval_on else None,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
         save_total_limit=2, report_to=[], use_cpu=cpu, bf16=bf16,
-        dataloader_num_workers=0, dataset_num_proc=None, **cfg.extra,
-    )
+        ddp_find_unused_parameters=False if world().distributed else None,  # every LoRA weight gets a gradient
+        # FSDP-QLoRA checkpoints with reentrant recomputation (PEFT's recipe); elsewhere transformers' default
+        gradient_checkpointing_kwargs={"use_reentrant": True} if world().fsdp else None,
+        dataloader_num_workers=0, dataset_num_proc=None), **cfg.extra})  # extra has the last word
 
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | None = None,
@@ -203,9 +213,14 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | 
     if len(train) == 0:
         raise ValueError("the training split is empty")
     args = sft_config(cfg, path, has_eval=val is not None and len(val) > 0)
+    w = world()
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [FileLogger(cfg.log_dir), TimeBudget(cfg.time_budget_s, log=log)]
-    if "tensorboard" in cfg.report_to:
+    logger = FileLogger(cfg.log_dir)
+    logger.rows = runs.read_log(cfg.log_dir)  # a resumed run continues its log (prepare_run trims it)
+    callbacks = [logger, TimeBudget(cfg.time_budget_s, log=log)]
+    if w.distributed:
+        callbacks += [StopTogether()] + ([] if w.fsdp else [SameLoraOnEveryRank()])
+    if "tensorboard" in cfg.report_to and w.main:
         callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(str(cfg.log_dir / "tensorboard"))))
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=val,
                          processing_class=tokenizer, callbacks=callbacks)
@@ -218,8 +233,18 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | 
         trainer.callback_handler.remove_callback(cb)
         trainer.add_callback(cb)
     trainer.course = {"counter": counter, "throughput": throughput, "path": path, "config": cfg}
-    (cfg.log_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
+    if w.main:
+        (cfg.log_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
     return trainer
+
+
+def prepare_run(cfg: TrainConfig, resume: str | None = None, log=print) -> str | None:
+    """Call before ``build_trainer``: ``None`` starts run ``cfg.run`` clean (saying so when an earlier
+    run of that name left checkpoints or logs); ``resume="latest"`` or a checkpoint folder returns
+    the checkpoint to pass to ``trainer.train(resume_from_checkpoint=…)``."""
+    if world().main:
+        return runs.prepare(cfg, resume, log)
+    return str(runs.find_checkpoint(cfg, resume)) if resume else None  # the main process cleans and logs
 
 
 def save_adapter(trainer, cfg: TrainConfig) -> Path:
@@ -239,3 +264,9 @@ def loss_history(trainer) -> dict[str, list[tuple[int, float]]]:
     """(step, value) pairs of train ``loss`` and ``eval_loss`` from the trainer's log history."""
     hist = trainer.state.log_history
     return {key: [(h["step"], h[key]) for h in hist if key in h] for key in ("loss", "eval_loss")}
+
+
+if __name__ == "__main__":  # python -m helpers.train …: the command line is helpers.train_cli's
+    import runpy
+
+    runpy.run_module("helpers.train_cli", run_name="__main__")

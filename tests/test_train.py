@@ -479,3 +479,26 @@ def test_time_budget_stops_and_says_so():
     quiet.on_train_begin(None, state, control)
     quiet.on_step_end(None, state, control)
     assert not control.should_training_stop and len(said) == 1
+
+
+# ----------------------------------------------------------------------------- FSDP-QLoRA (what a CPU can check)
+def test_fsdp_stores_the_4bit_base_in_one_float_dtype(tiny_model_dir, monkeypatch):
+    """Under accelerate's FSDP the 4-bit codes sit in bf16 tensors (``bnb_4bit_quant_storage``) and every
+    frozen tensor is bf16, so FSDP can flatten and shard them; the model computes what the uint8-stored
+    one computes, within bf16 rounding of the unquantised weights. Sharding itself needs GPUs."""
+    ids = torch.tensor([[151644, 872, 198, 9707, 1879, 151645, 198, 151644, 77091, 198]])
+    cfg = train.TrainConfig(model="tiny-qwen3", dropout=0.0)
+    logits = {}
+    for fsdp in ("true", "false"):
+        monkeypatch.setenv("ACCELERATE_USE_FSDP", fsdp)
+        model, _, path = train.build_model(cfg, train.TrainPath("bnb-cpu", "test"))
+        with torch.no_grad():
+            logits[fsdp] = model(input_ids=ids).logits.float()
+        frozen = {(type(p).__name__, p.dtype) for p in model.parameters() if not p.requires_grad}
+        if fsdp == "true":
+            assert frozen == {("Params4bit", torch.bfloat16), ("Parameter", torch.bfloat16)}, frozen
+            assert train.sft_config(cfg, path, False).gradient_checkpointing_kwargs == {"use_reentrant": True}
+        else:
+            assert ("Params4bit", torch.uint8) in frozen and ("Parameter", torch.float32) in frozen
+    diff = (logits["true"] - logits["false"]).abs().max()
+    assert diff < 0.05 * logits["false"].abs().max(), diff
