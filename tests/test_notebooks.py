@@ -33,7 +33,8 @@ def test_notebook_runs(nb, tiny_model_dir):
 WRONG_PARAMETER = {"00": ("MODEL", 5, "str, got int 5"), "01": ("MODEL", 5, "str, got int 5"),
                    "02": ("MODEL", 5, "str, got int 5"), "03": ("N_CHECK", "12", "int, got str '12'"),
                    "04": ("VALID_RATIO", "0.05", "float, got str '0.05'"), "05": ("R", "16", "int, got str '16'"),
-                   "06": ("N_VALID", 2.5, "int, got float 2.5"), "07": ("MODEL", 5, "str, got int 5")}
+                   "06": ("N_VALID", 2.5, "int, got float 2.5"), "07": ("MODEL", 5, "str, got int 5"),
+                   "08": ("PROCESSES", "2", "int, got str '2'")}
 
 
 @pytest.mark.notebook
