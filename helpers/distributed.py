@@ -69,7 +69,10 @@ def check_processes(w: World, devices: int, kind: str, env=None) -> None:
 
 
 def check_route(route: str, w: World) -> None:
-    """``ValueError`` when ``route`` cannot train on several processes (unsloth trains on one GPU)."""
+    """``ValueError`` when ``route`` cannot train on several processes (unsloth trains on one GPU; FSDP needs GPUs)."""
+    if w.fsdp and route == "bnb-cpu":
+        raise ValueError("FSDP shards across GPUs and accelerate refuses it on CPU devices: without GPUs launch "
+                         "with --multi_gpu (DDP over gloo) instead of an FSDP config")
     if w.distributed and route == "unsloth":
         how = "FSDP" if w.fsdp else "DDP"
         raise ValueError(f"the unsloth route trains on one GPU and does not run under {how}: "

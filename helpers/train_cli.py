@@ -109,14 +109,16 @@ def _text(value) -> str:
     return str(value)
 
 
-def command_line(cfg: TrainConfig, data: str | None = None, resume: str | None = None, processes: int = 1) -> str:
+def command_line(cfg: TrainConfig, data: str | None = None, resume: str | None = None, processes: int = 1,
+                 fsdp: bool = False) -> str:
     """The shell command that trains ``cfg`` (only settings that differ from its preset), quoted.
 
     >>> command_line(TrainConfig(**resolve_preset("cpu-tiny", run="r8", r=8, packing=False)), data="my data")
     "python -m helpers.train --preset cpu-tiny --run r8 --r 8 --no-packing --data 'my data'"
     """
     preset = resolve_preset(cfg.preset)
-    head = ["python", "-m"] if processes == 1 else ["accelerate", "launch", "--multi_gpu", "--num_processes",
+    launcher = ["--config_file", "recipes/fsdp_qlora.yaml"] if fsdp else ["--multi_gpu"]
+    head = ["python", "-m"] if processes == 1 else ["accelerate", "launch", *launcher, "--num_processes",
                                                     str(processes), "-m"]
     words = [*head, "helpers.train", "--preset", cfg.preset, "--run", cfg.run]
     for f in fields(TrainConfig):
@@ -205,7 +207,7 @@ def _train(cfg: TrainConfig, path: TrainPath, w, args, say) -> int:
     state = PartialState(cpu=path.name == "bnb-cpu")
     say(f"training path → {path}")
     say(effective_batch(cfg, w))
-    say("same run as:", command_line(cfg, args.data, args.resume, w.size))
+    say("same run as:", command_line(cfg, args.data, args.resume, w.size, w.fsdp))
     with state.main_process_first():  # the main process builds the dataset and cleans the run, then the rest
         data.ensure_built(args.data, log=say)
         ckpt = prepare_run(cfg, args.resume, log=say)

@@ -50,6 +50,8 @@ def test_command_line_round_trips(preset, overrides):
     assert (args.data, args.resume) == ("/data/my mix", "latest")
     assert TrainConfig(**train_cli.settings_from_args(args)) == cfg
     assert train_cli.command_line(cfg, processes=2).startswith("accelerate launch --multi_gpu --num_processes 2 -m ")
+    assert train_cli.command_line(cfg, processes=2, fsdp=True).startswith(
+        "accelerate launch --config_file recipes/fsdp_qlora.yaml --num_processes 2 -m ")
 
 
 # ----------------------------------------------------------------------------- bad input: one line, no model
@@ -63,6 +65,8 @@ BAD = {
     "accelerate's one-process launcher": ([], {"MASTER_ADDR": "127.0.0.1", "ACCELERATE_USE_CPU": "False"},
                                           "add --multi_gpu"),
     "preset too big for a device": (["--batch-size", "4096", "--max-length", "65536"], {}, "needs about"),
+    "FSDP without GPUs": ([], {"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0",
+                               "ACCELERATE_USE_FSDP": "true"}, "FSDP shards across GPUs"),
     "unsloth without CUDA": (["--route", "unsloth"], {}, "--route unsloth needs a CUDA GPU"),
     "GPU preset on a CPU": (["--preset", "gpu-16gb"], {}, "needs a CUDA GPU"),
     "bad LoRA rank": (["--r", "0"], {}, "rank r must be a positive integer"),
@@ -75,7 +79,8 @@ BAD = {
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_bad_input_ends_in_one_line(case, tmp_path, monkeypatch, capsys, tiny_model_dir):
     argv, env, message = BAD[case]
-    for var in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "ACCELERATE_USE_CPU"):
+    for var in ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "ACCELERATE_USE_CPU",
+                "ACCELERATE_USE_FSDP"):
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
