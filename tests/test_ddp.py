@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from helpers import paths
+from helpers import paths, runs, train, train_cli
+from helpers.train_config import TrainConfig
 
 STEPS, PER_DEVICE, PROCESSES, MAX_LENGTH = 4, 1, 2, 128
 # TRL keeps QLoRA adapters in bf16 (one rounding step is 2^-8 ≈ 0.4 %), and the two runs sum in different
@@ -49,8 +51,6 @@ def free_port() -> int:
 
 
 def adapter(home: Path, run: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     return load_file(str(home / "checkpoints" / f"sft-lora-{run}" / "adapter_model.safetensors"))
 
 
@@ -75,7 +75,10 @@ def two_ranks(tiny_model_dir, course_splits, tmp_path_factory):
     assert ddp.returncode == 0, ddp_out[-3000:] + ddp_err[-3000:]
     assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
     ddp = subprocess.CompletedProcess(ddp.args, ddp.returncode, ddp_out, ddp_err)
-    return dict(home=home, ddp=ddp, one=one, seconds=seconds)
+    # what the runs wrote, read now: a later test trains over the one-process run's folders
+    return dict(home=home, ddp=ddp, one=one, seconds=seconds, adapters={r: adapter(home, r) for r in ("ddp", "one")},
+                logs={r: runs.read_log(home / "runs" / r) for r in ("ddp", "one")},
+                saved=sorted(p.name for p in (home / "checkpoints").rglob("adapter_model.safetensors")))
 
 
 def test_both_ranks_finish_and_agree_after_every_step(two_ranks):
@@ -86,17 +89,14 @@ def test_both_ranks_finish_and_agree_after_every_step(two_ranks):
 
 
 def test_one_adapter_and_one_log(two_ranks):
-    home = two_ranks["home"]
-    saved = sorted(p.name for p in (home / "checkpoints").rglob("adapter_model.safetensors"))
-    assert saved == ["adapter_model.safetensors"] * 2  # the ddp run's and the one-process run's
-    rows = [json.loads(x) for x in (home / "runs" / "ddp" / "log.jsonl").read_text().splitlines()]
-    losses = [r["step"] for r in rows if "loss" in r]
-    assert losses == list(range(1, STEPS + 1)), "the main process alone writes the log, once per step"
-    assert json.loads((home / "runs" / "ddp" / "config.json").read_text())["batch_size"] == PER_DEVICE
+    assert two_ranks["saved"] == ["adapter_model.safetensors"] * 2  # the ddp run's and the one-process run's
+    steps = [r["step"] for r in two_ranks["logs"]["ddp"] if "loss" in r]
+    assert steps == list(range(1, STEPS + 1)), "the main process alone writes the log, once per step"
+    assert json.loads((two_ranks["home"] / "runs" / "ddp" / "config.json").read_text())["batch_size"] == PER_DEVICE
 
 
 def test_ddp_adapter_matches_one_process(two_ranks):
-    ddp, one = adapter(two_ranks["home"], "ddp"), adapter(two_ranks["home"], "one")
+    ddp, one = two_ranks["adapters"]["ddp"], two_ranks["adapters"]["one"]
     assert ddp.keys() == one.keys() and len(ddp) > 0
     worst = max(float((ddp[k] - one[k]).norm() / one[k].norm().clamp_min(1e-12)) for k in ddp)
     trained = max(float(one[k].norm()) for k in one if "lora_B" in k)
@@ -107,10 +107,24 @@ def test_ddp_adapter_matches_one_process(two_ranks):
 
 def test_ddp_losses_match_one_process(two_ranks):
     """The loss logged at each step (the mean over both ranks' rows) is the one-process batch's loss."""
-    def losses(run):
-        rows = [json.loads(x) for x in (two_ranks["home"] / "runs" / run / "log.jsonl").read_text().splitlines()]
-        return [r["loss"] for r in rows if "loss" in r]
-
-    ddp, one = losses("ddp"), losses("one")
+    ddp, one = ([r["loss"] for r in two_ranks["logs"][run] if "loss" in r] for run in ("ddp", "one"))
     assert len(ddp) == len(one) == STEPS
     assert all(abs(a - b) <= LOSS_TOLERANCE * abs(b) for a, b in zip(ddp, one)), (ddp, one)
+
+
+def test_cli_reproduces_notebook_05(two_ranks, course_splits, monkeypatch):
+    """Notebook 05's calls with the one-process run's settings write the bytes the command line wrote;
+    reusing its run name, they start clean and say so."""
+    args = train_cli.parser().parse_args([*SETTINGS, "--batch-size", str(PER_DEVICE * PROCESSES), "--run", "one"])
+    cfg = TrainConfig(**train_cli.settings_from_args(args))
+    monkeypatch.setattr(paths, "RUNS", two_ranks["home"] / "runs")
+    monkeypatch.setattr(paths, "CHECKPOINTS", two_ranks["home"] / "checkpoints")
+    said = []
+    assert train.prepare_run(cfg, None, log=said.append) is None
+    assert said and said[0].startswith("run 'one' was used before: starting clean"), said
+    model, tok, path = train.build_model(cfg)
+    trainer = train.build_trainer(cfg, model, tok, course_splits, path)
+    trainer.train()
+    notebook = load_file(str(train.save_adapter(trainer, cfg) / "adapter_model.safetensors"))
+    cli = two_ranks["adapters"]["one"]
+    assert notebook.keys() == cli.keys() and all(torch.equal(notebook[k], cli[k]) for k in cli)

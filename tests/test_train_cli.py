@@ -1,5 +1,5 @@
 """``python -m helpers.train``: its flags, the command line a config prints, bad input in one line,
-the same adapter as notebook 05's calls, a new run that starts clean, and a killed run resumed."""
+a new run that starts clean, and a killed run resumed (tests/test_ddp.py: the same adapter as notebook 05)."""
 import json
 import os
 import shlex
@@ -17,8 +17,8 @@ from helpers.train_config import TrainConfig, resolve_preset
 
 from test_ddp import course_env, data_dir
 
-FAST = dict(max_steps=2, batch_size=1, max_length=128, logging_steps=1, eval_steps=None, save_steps=None,
-            report_to=(), extra={"bf16": False})
+KILLED = dict(max_steps=3, batch_size=1, max_length=128, logging_steps=1, eval_steps=None, save_steps=1,
+              report_to=(), extra={"bf16": False})
 
 
 def cli(home: Path, *argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -177,31 +177,8 @@ def test_run_lock(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real runs (subprocesses)
-def test_cli_reproduces_notebook_05(tmp_path, monkeypatch, course_splits, tiny_model_dir):
-    """Notebook 05's calls and the command line it prints write the same adapter; the command line,
-    reusing the run name, starts clean and says so."""
-    from safetensors.torch import load_file
-
-    monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")
-    monkeypatch.setattr(paths, "CHECKPOINTS", tmp_path / "checkpoints")
-    cfg = TrainConfig.preset_config("cpu-tiny", run="nb", **{**FAST, "save_steps": 1})
-    train.prepare_run(cfg, None)
-    model, tok, path = train.build_model(cfg)
-    trainer = train.build_trainer(cfg, model, tok, course_splits, path)
-    trainer.train()
-    notebook = load_file(str(train.save_adapter(trainer, cfg) / "adapter_model.safetensors"))
-    assert len(runs.checkpoints(cfg.output_dir)) == 2
-    command = train_cli.command_line(TrainConfig(**{**vars(cfg), "save_steps": None}), data=data_dir(course_splits))
-    out = cli(tmp_path, *shlex.split(command)[3:])
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "run 'nb' was used before: starting clean (removed 2 checkpoint(s)" in out.stdout
-    assert runs.checkpoints(cfg.output_dir) == []
-    again = load_file(str(cfg.output_dir / "adapter_model.safetensors"))
-    assert again.keys() == notebook.keys() and all((again[k] == notebook[k]).all() for k in again)
-
-
 def test_killed_run_resumes_to_the_planned_step(tmp_path, course_splits, tiny_model_dir):
-    cfg = TrainConfig.preset_config("cpu-tiny", run="k", **{**FAST, "max_steps": 3, "save_steps": 1})
+    cfg = TrainConfig.preset_config("cpu-tiny", run="k", **KILLED)
     argv = shlex.split(train_cli.command_line(cfg, data=data_dir(course_splits)))[1:]
     job = subprocess.Popen([sys.executable, *argv], cwd=paths.PROJECT_ROOT, env=course_env(tmp_path),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
