@@ -153,6 +153,28 @@ def json_row(rng: random.Random, i: int) -> dict:
                          {"role": "assistant", "content": json.dumps(obj, ensure_ascii=False)}]}
 
 
+JSON_NEGATIVE_ASKS = [
+    ("这是一个JSON对象：{obj}。请用一句普通的话说明它，不要输出JSON。", "zh"),
+    ("Here is a JSON object: {obj}. Say what it holds in one plain sentence, not JSON.", "en"),
+    ("Explain this record to a customer in one sentence of plain text: {obj}", "en"),
+]
+
+
+def json_negative_row(rng: random.Random, i: int) -> dict:
+    """A prompt that shows JSON but asks for plain text: the right reply is a sentence, not JSON."""
+    keys = rng.sample(sorted(JSON_FIELDS), rng.randint(2, 3))
+    obj = {k: JSON_FIELDS[k][1](rng) for k in keys}
+    ask, lang = rng.choice(JSON_NEGATIVE_ASKS)
+    if lang == "zh":
+        reply = "，".join(f"{k} 是 {json_value_text(v)}" for k, v in obj.items()) + "。"
+    else:
+        reply = ", ".join(f"{k} is {json_value_text(v)}" for k, v in obj.items()) + "."
+        reply = reply[0].upper() + reply[1:]
+    return {"id": f"json-neg-{i:04d}", "tags": ["json-negative", lang],
+            "messages": [{"role": "user", "content": ask.format(obj=json.dumps(obj, ensure_ascii=False))},
+                         {"role": "assistant", "content": reply}]}
+
+
 def tool_row(rng: random.Random, i: int) -> dict:
     (city_en, city_zh), day = rng.choice(CITIES), rng.choice(["today", "tomorrow", "yesterday"])
     temp, cond = rng.randint(-20, 45), rng.choice([("Cloudy", "多云"), ("Sunny", "晴"), ("Rain", "小雨")])

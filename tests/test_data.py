@@ -304,12 +304,18 @@ def test_committed_samples_are_what_the_generator_writes(tmp_path):
     counts = make_samples.write_samples(tmp_path)
     for name in counts:
         assert (tmp_path / name).read_bytes() == (paths.DATA / name).read_bytes(), name
-    json_rows = [json.loads(line) for line in (tmp_path / "json_strict.jsonl").open(encoding="utf-8")]
-    assert len(json_rows) >= 250
+    rows = [json.loads(line) for line in (tmp_path / "json_strict.jsonl").open(encoding="utf-8")]
+    json_rows = [r for r in rows if r["tags"] == ["json-only", "strict"]]
+    negatives = [r for r in rows if r["tags"][0] == "json-negative"]
+    assert len(json_rows) >= 250 and len(negatives) >= 20 and len(json_rows) + len(negatives) == len(rows)
     for row in json_rows:
         obj = json.loads(row["messages"][1]["content"])
-        assert 2 <= len(obj) <= 4 and row["tags"] == ["json-only", "strict"]
+        assert 2 <= len(obj) <= 4
         assert all(f"{k}=" in row["messages"][0]["content"] for k in obj)
+    for row in negatives:  # JSON in the prompt, a plain sentence naming every key in the reply
+        obj = json.loads(row["messages"][0]["content"][row["messages"][0]["content"].index("{"):].split("}")[0] + "}")
+        reply = row["messages"][1]["content"]
+        assert "{" not in reply and all(k in reply.lower() for k in obj)
     assert any("仅" in r["messages"][0]["content"] for r in json_rows)
     assert any("Output only" in r["messages"][0]["content"] for r in json_rows)
 

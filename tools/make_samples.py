@@ -73,6 +73,8 @@ def make_samples(seed: int = 0, scale: float = 1.0) -> dict[str, list[dict]]:
     tools = _unique(lambda i: synthetic.tool_row(rng, i), n(40), lambda r: r["messages"][0]["content"] + r["messages"][3]["content"])
     for i, row in enumerate(tools):
         row["id"] = f"tool-{i:04d}"
+    # negatives after every other draw, so the other files keep their rows: JSON shown, plain text asked
+    json_rows += [synthetic.json_negative_row(rng, i) for i in range(n(30))]
     return {"cmath.jsonl": cmath, "cmath_question.jsonl": cmath_q, "mawps.csv": mawps, "mawps_seed.csv": mawps_n,
             "emoji.jsonl": emoji, "emoji_dpo.jsonl": dpo, "json_strict.jsonl": json_rows, "tool_calls.jsonl": tools}
 

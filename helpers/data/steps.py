@@ -30,8 +30,9 @@ from . import manifest
 from .report import validate
 from .sources import FEATURES, column
 
-TAGS = {"cmath": ["math", "zh"], "mawps": ["math", "en"], "emoji": ["chat", "emoji"],
-        "json": ["json-only", "strict"], "tool": ["tool-call"]}
+# tags every row of a pool gets; json rows carry their own: json-only (answer in JSON) or json-negative
+# (JSON shown, plain text asked)
+TAGS = {"cmath": ["math", "zh"], "mawps": ["math", "en"], "emoji": ["chat", "emoji"], "json": [], "tool": ["tool-call"]}
 DEFAULT_WEIGHTS = {"cmath": 0.2, "mawps": 0.2, "emoji": 0.15, "json": 0.35, "tool": 0.1}
 STRATEGIES = ("interleave", "resample")
 DATASET_ROOT = paths.RUNS / "dataset"
