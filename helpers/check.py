@@ -120,7 +120,8 @@ def _ex00_2(value):
 # ----------------------------------------------------------------------------- 01
 @exercise("01.1", "Predict, then run: render the whole sft-0103 conversation (it ends with an assistant "
           "reply) with add_generation_prompt=True. How many times does '<|im_start|>assistant' occur?",
-          "templates.render(tok, examples['sft-0103'], add_generation_prompt=True).count(...) (section 1).")
+          "does the template look at the last message before it appends the header? Read its last lines "
+          "(section 6), then render and count.")
 def _ex01_1(value):
     example = templates.load_examples()["sft-0103"]
     truth = templates.render(_tok(), example, add_generation_prompt=True).count("<|im_start|>assistant")
