@@ -248,11 +248,15 @@ def prepare_run(smoke: bool, out: Path | None, name: str) -> tuple[Path, dict, P
     return out, shape, model_dir, log_file
 
 
-def spawn(args: list[str], log_file: Path, script: Path = Path(__file__)) -> list[dict]:
-    """Run ``script`` as a worker process; its JSON rows (lines starting with ``MARK``) come back on stdout."""
+def spawn(args: list[str], log_file: Path, script: Path = Path(__file__), plain: bool = False) -> list[dict]:
+    """Run ``script`` as a worker process; its JSON rows (lines starting with ``MARK``) come back on stdout.
+    A ``plain`` worker keeps transformers, trl and peft as they are (no unsloth imported first)."""
+    from helpers.environment import UNSLOTH_FIRST_ENV
+
     cmd = [sys.executable, str(script.resolve()), *args]
+    env = {**os.environ, **({UNSLOTH_FIRST_ENV: "0"} if plain else {})}
     with open(log_file, "a") as log:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=env)
     rows = [json.loads(line[len(MARK):]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
     if proc.returncode != 0:
         rows.append({"ok": False, "error": f"worker {args[:2]} exited {proc.returncode}; see {log_file}"})
@@ -391,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for path in [] if args.sft_only else args.paths.split(","):
         print(f"▶ {path} path", flush=True)
-        rows += spawn(["--worker", path, *common], log_file)
+        rows += spawn(["--worker", path, *common], log_file, plain=path.startswith("plain"))
         write()
     if not args.no_sft:
         print("▶ SFTTrainer run", flush=True)

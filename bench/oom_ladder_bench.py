@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for rank in sorted({s["r"] for s in distinct_settings()}, reverse=True):
         rows += spawn(["--rank", str(rank), "--model-dir", str(model_dir)] + (["--smoke"] if args.smoke else []),
-                      log_file, Path(__file__))
+                      log_file, Path(__file__), plain=True)  # the transformers + bitsandbytes route
     meta = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (smoke)",
             "shape": shape, "route": str(train.choose_path(prefer_unsloth=False)), "steps": STEPS,
             "when": time.strftime("%Y-%m-%d"), "smoke": args.smoke, "torch": torch.__version__}

@@ -1,11 +1,18 @@
-"""What this machine is and which training path will run (notebook 00)."""
+"""What this machine is and which training path will run (notebook 00).
+
+On a CUDA machine with unsloth, importing this module (``import helpers`` does) arranges for unsloth
+to be imported before transformers, trl or peft, whichever comes first: it patches them as they load.
+"""
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
 import platform
 import re
 import shutil
+import sys
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -74,6 +81,59 @@ def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
+# "0" leaves transformers, trl and peft as they are (bench/'s plain baselines set it)
+UNSLOTH_FIRST_ENV = "COURSE_UNSLOTH_FIRST"
+PATCHED_BY_UNSLOTH = ("transformers", "trl", "peft")
+
+
+def import_unsloth_first() -> bool:
+    """Import unsloth on a CUDA machine that has it; False where that does not apply or the import failed."""
+    if os.environ.get(UNSLOTH_FIRST_ENV, "1") == "0" or not unsloth_available():
+        return False
+    import torch  # lazy: only on machines with unsloth, when transformers is about to load anyway
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import unsloth  # noqa: F401
+    except Exception as err:  # a broken install must not stop the bitsandbytes route
+        warnings.warn(f"unsloth failed to import ({type(err).__name__}: {err}); training takes the "
+                      "transformers + bitsandbytes route", stacklevel=2)
+        return False
+    return True
+
+
+class ImportFirst(importlib.abc.MetaPathFinder):
+    """Runs ``first()`` once, the first time one of ``names`` is imported; if ``first`` imported that
+    module itself, the import system gets the loaded module instead of running it a second time."""
+
+    def __init__(self, first, names=PATCHED_BY_UNSLOTH):
+        self.first, self.names = first, tuple(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.names:
+            return None
+        sys.meta_path.remove(self)
+        self.first()
+        module = sys.modules.get(name)
+        if module is None:
+            return None
+        # the import system asks a loaded module for its own spec: hand it one that loads nothing
+        module.__spec__ = importlib.util.spec_from_loader(name, _Loaded(module.__spec__))
+        return module.__spec__
+
+
+class _Loaded(importlib.abc.Loader):
+    def __init__(self, spec):
+        self.spec = spec
+
+    def create_module(self, spec):
+        return sys.modules[spec.name]
+
+    def exec_module(self, module):
+        module.__spec__ = self.spec  # the module's own spec again
+
+
 def training_path() -> tuple[str, str]:
     """(path, reason): which of the course's three QLoRA paths will run here."""
     import torch
@@ -108,3 +168,9 @@ def readiness(model: str) -> list[str]:
         elif dev["vram_gib"] < VRAM_NEEDED_GIB:
             problems.append(f"{dev['gpu']} has {dev['vram_gib']} GiB; QLoRA on {model} needs ≥ {VRAM_NEEDED_GIB} GiB")
     return problems
+
+
+if (unsloth_available() and os.environ.get(UNSLOTH_FIRST_ENV, "1") != "0"
+        and not any(isinstance(f, ImportFirst) for f in sys.meta_path)
+        and not any(name in sys.modules for name in PATCHED_BY_UNSLOTH)):
+    sys.meta_path.insert(0, ImportFirst(import_unsloth_first))

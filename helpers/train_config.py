@@ -23,10 +23,14 @@ PRESETS: dict[str, dict] = {
     "cpu-tiny": dict(model="tiny-qwen3", max_length=512, batch_size=4, grad_accum=1, lr=5e-3,
                      max_steps=180, time_budget_s=600, logging_steps=10, eval_steps=60, save_steps=60,
                      optim="adamw_torch"),
-    # the seed's RTX 4080 16 GB table: 1 × 16 accumulation = 16 rows of 1,024 tokens per update
-    "gpu-16gb": dict(max_length=1024, batch_size=1, grad_accum=16, lr=2e-4),
-    "gpu-24gb": dict(max_length=1024, batch_size=4, grad_accum=4, lr=2e-4),  # 4 × 4 = 16 rows per update
-    "gpu-80gb": dict(max_length=2048, batch_size=8, grad_accum=2, lr=2e-4),  # 8 × 2 = 16 rows of 2,048
+    # GPU presets sized by measurement on the course route (bench/results/presets-gpu.md: a Qwen3-4B-shaped
+    # model on one H200, each process capped at the card's memory, packed rows in one flash varlen call).
+    # 16 rows of 1,024 tokens in one micro-batch: 5.82 GiB peak under a 16 GiB cap, 13,500 real tok/s
+    "gpu-16gb": dict(max_length=1024, batch_size=16, grad_accum=1, lr=2e-4),
+    # 4 rows of 4,096 (long samples stay whole) × 4 accumulation: 5.92 GiB under 24 GiB, 14,600 real tok/s
+    "gpu-24gb": dict(max_length=4096, batch_size=4, grad_accum=4, lr=2e-4),
+    # 16 rows of 4,096 in one micro-batch: 15.0 GiB under 80 GiB, 17,000 real tok/s
+    "gpu-80gb": dict(max_length=4096, batch_size=16, grad_accum=1, lr=2e-4),
 }
 
 

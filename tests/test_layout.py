@@ -20,7 +20,7 @@ LAYERS = [
      "callbacks", "environment", "scoring"},
     {"tiny_qwen3", "tiny_qwen3.cache", "tiny_qwen3.tokenizer", "tiny_qwen3.corpus", "tiny_qwen3.model",
      "tiny_qwen3.build", "models", "helpers"},
-    {"templates", "tokens", "masks", "packing", "viz", "memory", "train_config", "distributed", "runs", "unsloth_patches", "data.read",
+    {"templates", "tokens", "masks", "packing", "viz", "memory", "train_config", "distributed", "runs", "unsloth_patches", "packed_attention", "data.read",
      "data.row_checks", "data.manifest", "data.sources", "data.steps", "data.report", "data.pipeline", "data", "data.__main__"},
     {"train", "evaluate", "adapters", "merge", "chat", "serve"},
     {"widgets", "check", "train_cli", "training_evals"},

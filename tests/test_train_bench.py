@@ -145,3 +145,75 @@ def test_committed_mlp_ab_backs_the_eager_mlp():
             assert mean["eager"] >= 0.9 * mean["traced"], (run["name"], shape, mean)
     assert {b["name"] for b in memory.load_results("peak_breakdown")} == {
         f"peak_breakdown-{p}" for p in ("course-16x1024", "course-16x1024-compiled-mlp", "course-tiled-16x1024")}
+
+
+pipe_spec = importlib.util.spec_from_file_location("pipeline_bench", paths.PROJECT_ROOT / "bench" / "pipeline_bench.py")
+pipe = importlib.util.module_from_spec(pipe_spec)
+pipe_spec.loader.exec_module(pipe)
+
+
+def _pipe_row(path, tps, peak=5.0, preset=None):
+    return {"path": path, "ok": True, "tokens_per_s": tps, "peak_gib": peak, "preset": preset,
+            "cap_gib": pipe.PRESET_CAPS[preset][0] if preset else None}
+
+
+@pytest.mark.parametrize("course, packed, padded, synthetic, missed", [
+    ((13000, 5.5), 4000, 1500, 18000, []),
+    ((11000, 5.5), 3000, 1000, 15000, ["real tok/s"]),
+    ((13000, 6.5), 4000, 1500, 18000, ["GiB"]),
+    ((13000, 5.5), 4500, 1500, 18000, ["plain-packed"]),
+    ((13000, 5.5), 4000, 1700, 18000, ["plain-padded"]),
+    ((13000, 5.5), 4000, 1500, 21000, ["synthetic"]),
+])
+def test_pipeline_targets(course, packed, padded, synthetic, missed):
+    rows = [_pipe_row("course", *course), _pipe_row("plain-packed", packed), _pipe_row("plain-padded", padded)]
+    problems = pipe.check(rows, synthetic, smoke=False)
+    assert len(problems) == len(missed) and all(m in p for m, p in zip(missed, problems)), problems
+    assert pipe.check(rows, synthetic, smoke=True) == []
+
+
+def test_preset_ceiling_and_failed_rows():
+    rows = [_pipe_row("course", 13000, 14.5, preset="gpu-16gb"), _pipe_row("course", 13000, 20.0, preset="gpu-24gb"),
+            {"ok": False, "path": "course", "preset": "gpu-80gb", "error": "OutOfMemoryError: CUDA out of memory"}]
+    problems = pipe.check(rows, None, smoke=False)
+    assert problems == ["course: OutOfMemoryError: CUDA out of memory", "gpu-16gb peaks at 14.50 GiB: ceiling 14.0 GiB"]
+    md = pipe.markdown({"title": "t", "device": "d", "what": "w"}, rows[2:], problems)
+    assert "| course | gpu-80gb | failed: OutOfMemoryError" in md and "ceiling 14.0 GiB" in md
+
+
+def test_summarize_skips_the_warmup_steps():
+    marks = [(0.0, 100, 50, 100), (10.0, 200, 100, 200), (11.0, 1200, 600, 1300), (13.0, 3200, 1600, 3500)]
+    got = pipe.summarize(marks, warmup=2)
+    assert got["timed_steps"] == 2 and got["tokens_per_s"] == (3200 - 200) / 3.0
+    assert got["trained_tokens_per_s"] == 500.0 and got["padding_frac"] == 1 - 3000 / 3300
+
+
+def test_realistic_chats_have_long_tails():
+    rows = pipe.realistic_chats(400, seed=1)
+    assert len(rows) == 400 and rows == pipe.realistic_chats(400, seed=1)
+    replies = sorted(len(m["content"].split()) for r in rows for m in r["messages"] if m["role"] == "assistant")
+    median = replies[len(replies) // 2]
+    assert 150 < median < 400 and replies[-1] > 4 * median
+    assert all(r["messages"][-1]["role"] == "assistant" for r in rows)
+
+
+def test_committed_pipeline_results_show_the_targets():
+    """The committed course-mix run: the course route at ≥ 12,000 real tok/s in ≤ 6 GiB, ≥ 3× plain packed,
+    ≥ 8× plain padded, one flash varlen call per layer per forward; gpu-16gb ≤ 14 GiB under its 16 GiB cap."""
+    from helpers import memory
+
+    runs = {r["name"]: r for r in memory.load_results("pipeline_bench")}
+    course_mix = runs["pipeline_bench-course-mix"]
+    assert course_mix["problems"] == pipe.check(course_mix["rows"], course_mix["meta"]["synthetic_16x1024_tokens_per_s"],
+                                                smoke=False) == []
+    by = {r["path"]: r for r in course_mix["rows"]}
+    assert set(by) == set(pipe.PATHS) and by["course"]["attention"].startswith("flash-varlen")
+    layers = course_mix["meta"]["shape"]["num_hidden_layers"]
+    assert by["course"]["flash_varlen_calls"] == 2 * layers * by["course"]["steps"]  # forward + checkpointed recompute
+    presets = {r["preset"]: r for r in memory.load_results("presets")[0]["rows"]}
+    assert presets["gpu-16gb"]["cap_gib"] == 16 and presets["gpu-16gb"]["peak_gib"] <= 14.0
+    from helpers.train_config import resolve_preset
+
+    for name, r in presets.items():  # the committed measurement is of the presets as they stand
+        p = resolve_preset(name)
+        assert (r["batch"], r["grad_accum"], r["max_length"]) == (p["batch_size"], p["grad_accum"], p["max_length"])
