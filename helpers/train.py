@@ -24,7 +24,7 @@ from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
 
-from . import atomic, memory, runs, unsloth_patches
+from . import atomic, memory, packed_attention, runs, unsloth_patches
 from .callbacks import FileLogger, ThroughputCallback, TimeBudget, TokenCounter
 from .cpu_compat import guard_avx512_bf16, install_torch_logprob
 from .distributed import SameLoraOnEveryRank, StopTogether, world
@@ -121,6 +121,7 @@ def _build_unsloth(cfg: TrainConfig):
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
     )
     unsloth_patches.fused_mlp_eager()
+    packed_attention.install()  # packed rows: one flash varlen call per layer (it warns where it cannot)
     if cfg.tiled_mlp:
         unsloth_patches.fused_mlp_out_of_place(model)
     return model, tok
