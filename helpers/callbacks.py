@@ -118,8 +118,8 @@ def attach(trainer, log_dir: Path, time_budget_s: float | None = None, tensorboa
            log=print) -> dict:
     """Give a TRL trainer the course's instruments: token counts, throughput, log files, a time budget.
 
-    Returns them by name (``counter``, ``throughput``, ``budget``); the file loggers run after
-    the throughput callback, so its fields reach ``log.csv`` and TensorBoard.
+    Returns them by name (``counter``, ``throughput``, ``budget``, ``logger``); the file loggers
+    run after the throughput callback, so its fields reach ``log.csv`` and TensorBoard.
     """
     from torch.utils.tensorboard import SummaryWriter  # lazy: TensorBoard only when asked for
     from transformers.integrations import TensorBoardCallback
@@ -132,4 +132,4 @@ def attach(trainer, log_dir: Path, time_budget_s: float | None = None, tensorboa
         writers.append(TensorBoardCallback(tb_writer=SummaryWriter(str(Path(log_dir) / "tensorboard"))))
     for cb in (throughput, budget, *writers):
         trainer.add_callback(cb)
-    return {"counter": counter, "throughput": throughput, "budget": budget}
+    return {"counter": counter, "throughput": throughput, "budget": budget, "logger": writers[0]}

@@ -18,14 +18,12 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from torch.utils.tensorboard import SummaryWriter
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, set_seed
-from transformers.integrations import TensorBoardCallback
 from trl import SFTConfig, SFTTrainer
 from trl.chat_template_utils import get_training_chat_template
 
 from . import atomic, memory, packed_attention, runs, unsloth_patches
-from .callbacks import FileLogger, ThroughputCallback, TimeBudget, TokenCounter
+from .callbacks import attach
 from .cpu_compat import guard_avx512_bf16, install_torch_logprob
 from .distributed import SameLoraOnEveryRank, StopTogether, world
 from .environment import cpu_has_fast_bf16, training_path
@@ -215,25 +213,13 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, splits, path: TrainPath | 
         raise ValueError("the training split is empty")
     args = sft_config(cfg, path, has_eval=val is not None and len(val) > 0)
     w = world()
-    cfg.log_dir.mkdir(parents=True, exist_ok=True)
-    logger = FileLogger(cfg.log_dir)
-    logger.rows = runs.read_log(cfg.log_dir)  # a resumed run continues its log (prepare_run trims it)
-    callbacks = [logger, TimeBudget(cfg.time_budget_s, log=log)]
-    if w.distributed:
-        callbacks += [StopTogether()] + ([] if w.fsdp else [SameLoraOnEveryRank()])
-    if "tensorboard" in cfg.report_to and w.main:
-        callbacks.append(TensorBoardCallback(tb_writer=SummaryWriter(str(cfg.log_dir / "tensorboard"))))
+    distributed = ([StopTogether()] + ([] if w.fsdp else [SameLoraOnEveryRank()])) if w.distributed else []
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, eval_dataset=val,
-                         processing_class=tokenizer, callbacks=callbacks)
-    counter = TokenCounter(trainer.data_collator, tokenizer.pad_token_id)
-    trainer.data_collator = counter
-    throughput = ThroughputCallback(counter)
-    trainer.add_callback(throughput)
-    # the throughput fields must reach the file/TensorBoard loggers, so they run after it
-    for cb in [c for c in trainer.callback_handler.callbacks if isinstance(c, (FileLogger, TensorBoardCallback))]:
-        trainer.callback_handler.remove_callback(cb)
-        trainer.add_callback(cb)
-    trainer.course = {"counter": counter, "throughput": throughput, "path": path, "config": cfg}
+                         processing_class=tokenizer, callbacks=distributed)
+    course = attach(trainer, cfg.log_dir, cfg.time_budget_s, tensorboard="tensorboard" in cfg.report_to and w.main,
+                    log=log)
+    course["logger"].rows = runs.read_log(cfg.log_dir)  # a resumed run continues its log (prepare_run trims it)
+    trainer.course = {**course, "path": path, "config": cfg}
     if w.main:
         (cfg.log_dir / "config.json").write_text(cfg.to_json(), encoding="utf-8")
     return trainer
