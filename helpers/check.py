@@ -5,77 +5,17 @@ builder, the pipeline …), so a checker cannot drift from what the notebook sho
 Solutions live in ``solutions/`` beside the notebooks, not in them. An unanswered
 exercise (``None``) prints its hint and returns False without raising, so the notebooks
 still run headless. ``check.given(key)`` hands a notebook the input an exercise works on.
-
-To add an exercise, register a judge under the next key of its notebook:
-
-    @exercise("05.3", "question?", "hint", given=lambda: {...})   # given is optional
-    def _ex05_3(value):
-        return value == truth, "feedback"
+This module holds the exercises of notebooks 00–04; ``check_training`` those of 05–07;
+``exercises`` the registry both add to.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
 from unittest import mock
 
-from peft import LoraConfig, get_peft_model
-
-from . import data, environment, evaluate, masks, templates, tokens
-from .lora import PROJECTIONS, lora_params
+from . import check_training  # noqa: F401  (registers the exercises of notebooks 05–07)
+from . import data, environment, masks, templates, tokens
+from .exercises import EXERCISES, answer, exercise, given, judge, question  # noqa: F401  (the notebooks' API)
 from .models import load_model, load_tokenizer
-from .train_config import resolve_preset
-
-
-@dataclass
-class Exercise:
-    question: str
-    hint: str
-    judge: Callable[[Any], tuple[bool, str]]   # (correct?, feedback for this answer)
-    given: Callable[[], Any] | None = None     # the input the question is about, if the notebook lacks it
-
-
-EXERCISES: dict[str, Exercise] = {}
-
-
-def exercise(key: str, question: str, hint: str, given: Callable[[], Any] | None = None):
-    """Register ``judge(answer) -> (ok, feedback)`` as exercise ``key`` (``given`` supplies its input)."""
-    def register(judge):
-        EXERCISES[key] = Exercise(question, hint, judge, given)
-        return judge
-    return register
-
-
-def judge(key: str, value: Any) -> tuple[bool, str]:
-    """(correct?, feedback) without printing; ``None`` means not answered yet."""
-    if key not in EXERCISES:
-        raise KeyError(f"no exercise {key!r}; known: {sorted(EXERCISES)}")
-    ex = EXERCISES[key]
-    if value is None or value is ...:
-        return False, f"not answered yet. Hint: {ex.hint}"
-    try:
-        ok, feedback = ex.judge(value)
-    except Exception as err:  # a malformed answer is feedback, not a crash
-        ok, feedback = False, f"could not check that answer ({type(err).__name__}: {err})"
-    return ok, feedback if ok else f"{feedback} Hint: {ex.hint}"
-
-
-def answer(key: str, value: Any) -> None:
-    """Print feedback for ``value`` as the answer to exercise ``key`` (``judge`` returns it instead)."""
-    ok, feedback = judge(key, value)
-    mark = "✅" if ok else ("⏳" if value is None or value is ... else "❌")
-    print(f"{mark} {key}: {feedback}")
-
-
-def question(key: str) -> str:
-    """The question text of exercise ``key``."""
-    return EXERCISES[key].question
-
-
-def given(key: str) -> Any:
-    """The input exercise ``key`` works on (a conversation, a config …), built fresh."""
-    if EXERCISES[key].given is None:
-        raise KeyError(f"exercise {key} works on what its notebook shows; it has no given input")
-    return EXERCISES[key].given()
 
 
 def _tok():
@@ -251,73 +191,3 @@ def _ex04_2(value):
     if value == 100:
         return False, "the floor of 100 would leave only 20 for training; the split caps validation."
     return False, f"{value!r} is not what the split gives."
-
-
-# ----------------------------------------------------------------------------- 05
-@exercise("05.1", "How many trainable LoRA parameters does r=8 on all 7 projections add to tiny-qwen3?",
-          "each targeted linear layer gets r·(in + out); the widget or lora.lora_params shows it (section 3).")
-def _ex05_1(value):
-    model = load_model("tiny-qwen3")
-    truth, r16 = lora_params(model, 8), lora_params(model, 16)
-    if value == truth:
-        return True, f"right: {truth:,} parameters, half of r=16's {r16:,} — LoRA size is linear in r."
-    if value == r16:
-        return False, "that is r=16; halve the rank."
-    return False, f"{value!r} is not the count for r=8."
-
-
-@exercise("05.2", "What is the effective batch size (samples per optimizer step) of the gpu-16gb preset?",
-          "effective batch = per-device batch × gradient accumulation × GPUs (the batch-size table).")
-def _ex05_2(value):
-    p = resolve_preset("gpu-16gb")
-    truth = p["batch_size"] * p["grad_accum"]
-    if value == truth:
-        return True, f"right: {p['batch_size']} × {p['grad_accum']} = {truth} samples per update."
-    if value in (p["batch_size"], p["grad_accum"]):
-        return False, "that is one factor only; multiply batch size by gradient accumulation."
-    return False, f"{value!r} is not the effective batch."
-
-
-# ----------------------------------------------------------------------------- 06
-@exercise("06.1", "Two validation samples have (summed NLL, trained tokens) = (2.0, 4) and (6.0, 4). "
-          "What is the course's perplexity, to 2 decimals?",
-          "the course's perplexity is token-weighted: exp(total NLL / total tokens) (section 1).")
-def _ex06_1(value):
-    import math
-
-    pairs = [(2.0, 4), (6.0, 4)]
-    truth = evaluate.perplexity(pairs)
-    if isinstance(value, (int, float)) and abs(value - truth) < 0.006:
-        return True, f"right: exp(8 / 8) = {truth:.2f}."
-    per_sample = sum(math.exp(s / n) for s, n in pairs) / len(pairs)
-    if isinstance(value, (int, float)) and abs(value - per_sample) < 0.006:
-        return False, "that averages per-sample perplexities; long and short replies must weigh by their tokens."
-    return False, f"{value!r} is not exp(total NLL / total tokens)."
-
-
-@exercise("06.2", "A prompt asks for name (string) and age (number); the reply is {\"name\": \"Bo\", \"age\": \"7\"}. "
-          "Give (json_valid, json_keys) as two booleans.",
-          "json_valid needs json.loads to give an object; json_keys also checks each key's JSON type (section 1).")
-def _ex06_2(value):
-    got = evaluate.json_check('{"name": "Bo", "age": "7"}', '{"name": "Al", "age": 3}')
-    truth = (got["json_valid"], got["json_keys"])
-    if tuple(value) == truth:
-        return True, "right: it parses, but \"7\" is a string where a number was asked."
-    return False, f"{tuple(value)} is not it: parse it, then compare the type of age."
-
-
-# ----------------------------------------------------------------------------- 07
-@exercise("07.1", "Predict, then run: how many more parameters does the merged tiny-qwen3 have than the base "
-          "model (0 if none)?",
-          "merge_and_unload folds (alpha/r)·B·A into W and removes lora_A and lora_B (section 2).")
-def _ex07_1(value):
-    base = load_model("tiny-qwen3")
-    before = sum(p.numel() for p in base.parameters())
-    mounted = get_peft_model(base, LoraConfig(r=8, target_modules=list(PROJECTIONS)))
-    truth = sum(p.numel() for p in mounted.merge_and_unload().parameters()) - before
-    if value == truth:
-        return True, ("right: none. The update is added into W, then lora_A and lora_B are removed: "
-                      "the merged model has exactly the base's shapes, which is why any engine loads it.")
-    if isinstance(value, int) and value > 0:
-        return False, "that counts lora_A and lora_B; after the merge they are gone, folded into W."
-    return False, f"{value!r} is not the difference."

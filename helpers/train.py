@@ -137,11 +137,12 @@ def trainable_parameters(model) -> tuple[int, int]:
 def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.05, targets=PROJECTIONS,
                  preset: str = "gpu-16gb") -> dict:
     """What r/alpha/dropout/targets mean: exact trainable parameters of ``model`` and, for
-    Qwen3-4B with ``preset``'s batch and sequence length, the LoRA size and estimated peak VRAM."""
+    Qwen3-4B with ``preset``'s batch and sequence length on the GPU route (unsloth), the LoRA size
+    and estimated peak VRAM."""
     TrainConfig(r=r, alpha=alpha, dropout=dropout, target_modules=targets)  # validates the choice
     p = resolve_preset(preset)
     est = memory.estimate(QWEN3_4B, r=r, targets=targets, batch=p["batch_size"], seq=p["max_length"],
-                          gradient_checkpointing=p["gradient_checkpointing"], path="bnb", fused_head=True,
+                          gradient_checkpointing=p["gradient_checkpointing"], path="unsloth", fused_head=True,
                           optim=p["optim"])
     total = trainable_parameters(model)[1]
     added = lora_params(model, r, targets)

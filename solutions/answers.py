@@ -14,10 +14,12 @@ ANSWERS = {
     "03.2": 1,
     "04.1": {"cmath": 1, "mawps": 1, "emoji": 3, "json": 1, "tool": 0},
     "04.2": 60,
-    "05.1": 77824,
-    "05.2": 16,
+    "05.1": 14336,
+    "05.2": 32,
+    "05.3": 35,
     "06.1": 2.72,
     "06.2": (True, False),
+    "06.3": "more",  # on the logs tests/test_check.py writes; in class, what the student's run shows
     "07.1": 0,
 }
 WRONG = {
@@ -31,9 +33,11 @@ WRONG = {
     "03.2": (2, "count the assistant turns"),
     "04.1": ({"cmath": 1, "mawps": 1, "emoji": 1, "json": 1, "tool": 1}, "emoji 20.0%"),
     "04.2": (100, "caps validation"),
-    "05.1": (155648, "that is r=16"),
-    "05.2": (1, "one factor only"),
+    "05.1": (38912, "that is all 7 projections"),
+    "05.2": (16, "one GPU's share"),
+    "05.3": (2, "the count at the preset's 512 tokens"),
     "06.1": (3.06, "averages per-sample perplexities"),
     "06.2": ((True, True), "compare the type of age"),
+    "06.3": ("less", "the run says 'more'"),
     "07.1": (77824, "folded into W"),
 }

@@ -11,6 +11,17 @@ sys.path.insert(0, str(paths.PROJECT_ROOT))
 from solutions.answers import ANSWERS, WRONG  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def eval_logs(tmp_path, monkeypatch):
+    """A notebook-06 run's logs for exercise 06.3: the tuned model leaks JSON in 2 general replies, the base in 0."""
+    run = tmp_path / "eval" / "day2-test"
+    run.mkdir(parents=True)
+    for label, leaks in (("base", [False, False, False]), ("tuned", [True, False, True])):
+        rows = [{"source": "general", "json_leak": leak} for leak in leaks] + [{"source": "json", "json_valid": True}]
+        (run / f"{label}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.setattr(paths, "EVAL", tmp_path / "eval")
+
+
 def _notebook_exercises():
     found = {}
     for nb in run_course.notebooks():

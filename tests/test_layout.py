@@ -17,13 +17,13 @@ MAX_LINES = 350
 # notebook topic, then topics built on topics, then the notebook front-ends.
 LAYERS = [
     {"names", "atomic", "paths", "params", "jsonl", "tool_schemas", "numbers", "conversation", "lora", "synthetic", "cpu_compat",
-     "callbacks", "environment", "scoring"},
+     "callbacks", "environment", "scoring", "exercises"},
     {"tiny_qwen3", "tiny_qwen3.cache", "tiny_qwen3.tokenizer", "tiny_qwen3.corpus", "tiny_qwen3.model",
      "tiny_qwen3.build", "models", "helpers"},
     {"templates", "tokens", "masks", "packing", "viz", "memory", "train_config", "distributed", "runs", "unsloth_patches", "packed_attention", "data.read",
      "data.row_checks", "data.manifest", "data.sources", "data.steps", "data.report", "data.pipeline", "data", "data.__main__"},
     {"train", "evaluate", "adapters", "merge", "chat", "serve"},
-    {"widgets", "check", "train_cli", "training_evals"},
+    {"widgets", "check", "check_training", "train_cli", "training_evals"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

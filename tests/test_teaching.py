@@ -20,7 +20,7 @@ sys.path.insert(0, str(paths.PROJECT_ROOT))
 from solutions.answers import ANSWERS  # noqa: E402
 
 # The notebooks this file holds to the recap and exercise rules.
-TAUGHT = ("00", "01", "02", "03", "04", "07")
+TAUGHT = ("00", "01", "02", "03", "04", "05", "06", "07")
 NOTEBOOKS = {nb.name[:2]: nb for nb in run_course.notebooks()}
 
 
