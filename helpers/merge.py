@@ -95,18 +95,31 @@ def merge(model: str, adapter: str | Path, out: str | Path, *, overwrite: bool =
         raise ValueError("refusing to merge into quantized (4/8-bit) weights; load the base in bf16/fp32")
     start = time.perf_counter()
     merged = peft_model.merge_and_unload()
+    seconds = time.perf_counter() - start
     check_output(out, overwrite)
+    tok_src = Path(adapter) if (Path(adapter) / "tokenizer_config.json").is_file() else None
+    save_merged(merged, tok.from_pretrained(str(tok_src)) if tok_src else tok, out, base=model, adapter=adapter,
+                max_shard_size=max_shard_size, merge_seconds=round(seconds, 2))
+    del peft_model, merged
+    release()
+    return out
+
+
+def save_merged(merged, tok, out: str | Path, *, base: str, adapter: str | Path,
+                max_shard_size: str | int = "5GB", **facts) -> Path:
+    """Write a merged model (sharded safetensors), its generation config and ``tok`` into ``out`` as a whole.
+
+    The files go into a temporary sibling renamed to ``out`` at the end; ``merge_info.json``
+    (base, adapter, dtype and ``facts``) is written last and marks the folder as the course's.
+    """
+    out = Path(out)
     with atomic.staged(out, (INFO,), what="merge output") as tmp:
         merged.save_pretrained(str(tmp), max_shard_size=max_shard_size)
         merged.generation_config.save_pretrained(str(tmp))
-        tok_src = Path(adapter) if (Path(adapter) / "tokenizer_config.json").is_file() else None
-        (tok.from_pretrained(str(tok_src)) if tok_src else tok).save_pretrained(str(tmp))
-        info = {"base": model, "adapter": str(adapter), "demo_adapter": adapters.is_demo(adapter),
-                "dtype": str(merged.dtype).removeprefix("torch."),
-                "merge_seconds": round(time.perf_counter() - start, 2)}
-        (tmp / INFO).write_text(json.dumps(info, indent=1))  # written last: the folder's mark of a finished merge
-    del peft_model, merged
-    release()
+        tok.save_pretrained(str(tmp))
+        info = {"base": base, "adapter": str(adapter), "demo_adapter": adapters.is_demo(adapter),
+                "dtype": str(merged.dtype).removeprefix("torch."), **facts}
+        (tmp / INFO).write_text(json.dumps(info, indent=1))
     return out
 
 
