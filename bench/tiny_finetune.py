@@ -1,57 +1,74 @@
-"""Does a ≤ 3-minute QLoRA run teach tiny-qwen3 strict JSON? ``python bench/tiny_finetune.py [--lr 5e-3] [--steps 180]``
+"""What a short QLoRA run teaches tiny-qwen3, step by step: ``python bench/tiny_finetune.py [--steps 150] [--every 30]``
 
-Trains the ``cpu-tiny`` preset on the course's mixed data (notebook 04), then measures
-JSON-validity on the validation JSON prompts and validation perplexity, base vs tuned,
-with ``helpers.evaluate``. Appends one line to ``bench/results/tiny_finetune.md``.
+Trains the ``cpu-tiny`` preset on the course mix (notebook 04's output) and scores, before
+training and every ``--every`` steps, the 100 validation rows and 24 general-chat rows with
+``helpers.evaluate`` (greedy, 48 new tokens, the 4-bit model as trained): per source
+perplexity, JSON-validity, json_keys, exact_match, json_leak. Writes
+``bench/results/tiny_finetune.{json,md}``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tiny_finetune.md"
+RESULTS = Path(__file__).resolve().parent / "results"
+SHOWN = [("source:json", "json_valid"), ("source:json", "json_keys"), ("tag:json-negative", "json_leak"),
+         ("source:json", "perplexity"),
+         ("tag:math", "exact_match"), ("source:emoji", "perplexity"), ("forgetting", "perplexity"), ("forgetting", "usable"),
+         ("forgetting", "json_leak")]
 
 
 def main(argv: list[str] | None = None) -> int:
     import datasets
 
-    from helpers import data, evaluate, train
+    from helpers import data, evaluate, train, training_evals
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--every", type=int, default=30)
     args = parser.parse_args(argv)
     datasets.disable_progress_bars()
-    overrides = {k: v for k, v in (("lr", args.lr), ("max_steps", args.steps)) if v is not None}
     cfg = train.TrainConfig.preset_config("cpu-tiny", run="bench-tiny", time_budget_s=None, eval_steps=None,
-                                          save_steps=None, report_to=(), **overrides)
+                                          save_steps=None, report_to=(), max_steps=args.steps)
     model, tok, path = train.build_model(cfg)
     data.ensure_built()
     splits = data.load_splits()
-    valid = list(splits["validation"])
+    rows = list(splits["validation"]) + evaluate.general_chat_set(24)
 
-    def measure(adapter: bool) -> tuple[float, float]:
-        with evaluate.adapter_switch(model, adapter):
-            ppl = evaluate.perplexity(evaluate.token_nll(model, tok, valid))
-        return evaluate.json_validity(model, tok, valid, adapter=adapter)["valid"], ppl
+    class Curve(training_evals.EvalEvery):
+        """Every bucket's metrics, not only ``all``."""
 
-    json_base, ppl_base = measure(False)
+        def _score(self, model, step):
+            was = model.training
+            model.eval()
+            records = evaluate.evaluate(model, tok, self.rows, f"step {step}", max_new_tokens=self.max_new_tokens)
+            model.train(was)
+            summary = {(r["bucket"], r["metric"]): r["value"] for r in evaluate.summarize(records)}
+            self.history.append({"step": step, **{f"{b}.{m}": summary.get((b, m)) for b, m in SHOWN}})
+
     trainer = train.build_trainer(cfg, model, tok, splits, path)
+    curve = Curve(tok, rows, every=args.every, max_new_tokens=48)
+    trainer.add_callback(curve)
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    json_tuned, ppl_tuned = measure(True)
-    line = (f"| {cfg.lr:.0e} ({time.strftime('%m-%d')}) | {trainer.state.global_step} | {seconds:.0f} | {json_base:.0%} → {json_tuned:.0%} "
-            f"| {ppl_base:,.0f} → {ppl_tuned:.2f} |")
-    if not RESULTS.exists():
-        RESULTS.write_text("# tiny-qwen3: QLoRA (cpu-tiny) on the course mix, 2-core CPU\n\n"
-                           "| lr | steps | train s | JSON-validity base → tuned | validation PPL base → tuned |\n"
-                           "|---|---|---|---|---|\n")
-    with open(RESULTS, "a") as f:
-        f.write(line + "\n")
-    print(line)
+    meta = {"preset": "cpu-tiny", "lr": cfg.lr, "steps": args.steps, "every": args.every,
+            "train_seconds_with_scoring": round(seconds), "validation_rows": len(splits["validation"]),
+            "general_rows": 24}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "tiny_finetune.json").write_text(json.dumps({"meta": meta, "curve": curve.history}, indent=1))
+    head = "| step | " + " | ".join(f"{b} {m}" for b, m in SHOWN) + " |"
+    lines = [f"# tiny-qwen3: what cpu-tiny teaches, step by step (lr {cfg.lr:g}, {args.steps} steps)", "", head,
+             "|" + "---|" * (len(SHOWN) + 1)]
+    for h in curve.history:
+        cells = [("–" if h[f"{b}.{m}"] is None else f"{h[f'{b}.{m}']:.3g}" if m == "perplexity"
+                  else f"{h[f'{b}.{m}']:.0%}") for b, m in SHOWN]
+        lines.append(f"| {h['step']} | " + " | ".join(cells) + " |")
+    (RESULTS / "tiny_finetune.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

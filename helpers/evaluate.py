@@ -228,13 +228,14 @@ def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
 
 
 def buckets(record: dict) -> list[str]:
-    """The buckets a record counts in: ``all`` (``forgetting`` for general chat), ``source:<s>``, ``tag:<t>``.
+    """The buckets a record counts in: ``all``, ``source:<s>``, ``tag:<t>``; general chat in ``forgetting[:<t>]``.
 
-    >>> buckets({"source": "json", "tags": ["json-only"]}), buckets({"source": "general", "tags": []})
-    (['all', 'source:json', 'tag:json-only'], ['forgetting', 'source:general'])
+    >>> buckets({"source": "json", "tags": ["json-only"]}), buckets({"source": "general", "tags": ["math"]})
+    (['all', 'source:json', 'tag:json-only'], ['forgetting', 'forgetting:math'])
     """
-    head = "forgetting" if record["source"] == GENERAL_SOURCE else "all"
-    return [head] + ([f"source:{record['source']}"] if record["source"] else []) + [f"tag:{t}" for t in record["tags"]]
+    if record["source"] == GENERAL_SOURCE:
+        return ["forgetting"] + [f"forgetting:{t}" for t in record["tags"] if t != "general"]
+    return ["all"] + ([f"source:{record['source']}"] if record["source"] else []) + [f"tag:{t}" for t in record["tags"]]
 
 
 def summarize(records: list[dict]) -> list[dict]:
@@ -311,5 +312,20 @@ def plot_comparison(table, metrics: Iterable[str] = ("usable", "json_valid", "js
     ax.set_xticks(list(x), metrics)
     ax.set(ylim=(0, 1.05), ylabel="rate",
            title=f"{bucket}: perplexity {rows.loc['perplexity', 'base']:,.1f} → {rows.loc['perplexity', 'tuned']:,.2f}")
+    ax.legend()
+    return ax
+
+
+def plot_tradeoff(table, ax=None):
+    """Perplexity base vs tuned on the trained tasks (``all``) and on general chat (``forgetting``), log scale."""
+    import matplotlib.pyplot as plt
+
+    ppl = table[table["metric"] == "perplexity"].set_index("bucket").loc[["all", "forgetting"]]
+    ax = ax or plt.subplots(figsize=(6, 2.8))[1]
+    for shift, label, color in ((-0.2, "base", "#9ca3af"), (0.2, "tuned", "#16a34a")):
+        bars = ax.bar([i + shift for i in range(2)], ppl[label], 0.4, label=label, color=color)
+        ax.bar_label(bars, fmt="{:,.2f}", fontsize=8)
+    ax.set_xticks([0, 1], ["trained tasks (validation)", "general chat (forgetting)"])
+    ax.set(yscale="log", ylabel="perplexity (log scale)", title="what tuning gained, and what it cost")
     ax.legend()
     return ax
