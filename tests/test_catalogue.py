@@ -441,7 +441,9 @@ def test_typed_control_tokens_stay_text_and_the_user_is_told(tok):
 
 
 def test_make_lab_binds_localhost_behind_a_token():
-    done = subprocess.run(["make", "-n", "lab"], cwd=paths.PROJECT_ROOT, capture_output=True, text=True)
+    # --no-print-directory: under `make test` this make is nested and would add "Entering directory" lines
+    done = subprocess.run(["make", "--no-print-directory", "-n", "lab"], cwd=paths.PROJECT_ROOT, capture_output=True,
+                          text=True)
     recipe = done.stdout.splitlines()[-3:]
     assert recipe[0].startswith('token="${JUPYTER_TOKEN:-$(') and "secrets.token_urlsafe" in recipe[0]
     assert recipe[1] == 'echo "JupyterLab on 127.0.0.1 only; log in with the token $token"; \\'
