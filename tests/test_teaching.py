@@ -166,3 +166,17 @@ def test_vllm_context_is_capped_at_the_models_positions_and_arguments_are_quoted
                        .replace("\\\n", " "))
     assert lora[lora.index("--max-model-len") + 1] == str(serve.SEED_FLAGS["max-model-len"])
     assert lora[lora.index("--lora-modules") + 1] == f"a b={folder}"
+
+
+def test_notebook_05_length_data_count_the_tokens_of_each_sample(course_splits, tok):
+    """The histogram's data: one chat-template token count per training sample, varied, as the model sees it."""
+    from helpers.tool_schemas import tools_list
+
+    train = course_splits["train"]
+    lengths = report.token_lengths(train, tok, per_pool=len(train))
+    flat = [int(n) for pool in lengths.values() for n in pool]
+    assert len(flat) == len(train) and min(flat) > 10 and len(set(flat)) > 20
+    row = train[0]
+    messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
+    ids = tok.apply_chat_template(messages, tools=tools_list(row), tokenize=True, return_dict=True)["input_ids"]
+    assert len(ids) in lengths[row["source"]]
