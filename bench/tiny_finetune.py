@@ -38,19 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     splits = data.load_splits()
     rows = list(splits["validation"]) + evaluate.general_chat_set(24)
 
-    class Curve(training_evals.EvalEvery):
-        """Every bucket's metrics, not only ``all``."""
-
-        def _score(self, model, step):
-            was = model.training
-            model.eval()
-            records = evaluate.evaluate(model, tok, self.rows, f"step {step}", max_new_tokens=self.max_new_tokens)
-            model.train(was)
-            summary = {(r["bucket"], r["metric"]): r["value"] for r in evaluate.summarize(records)}
-            self.history.append({"step": step, **{f"{b}.{m}": summary.get((b, m)) for b, m in SHOWN}})
-
     trainer = train.build_trainer(cfg, model, tok, splits, path)
-    curve = Curve(tok, rows, every=args.every, max_new_tokens=48)
+    curve = training_evals.EvalEvery(tok, rows, every=args.every, max_new_tokens=48,
+                                     tracked={f"{b}.{m}": (b, m) for b, m in SHOWN})
     trainer.add_callback(curve)
     start = time.perf_counter()
     trainer.train()

@@ -20,10 +20,13 @@ TRACKED = ("perplexity", "usable", "json_valid", "json_keys", "exact_match")
 class EvalEvery(TrainerCallback):
     """Score ``rows`` with the adapter every ``every`` optimizer steps; ``history`` holds one dict a step."""
 
-    def __init__(self, tok, rows: list[dict], every: int, max_new_tokens: int = 48):
+    def __init__(self, tok, rows: list[dict], every: int, max_new_tokens: int = 48,
+                 tracked: dict[str, tuple[str, str]] | None = None):
+        """``tracked`` maps a history column to the (bucket, metric) it records; default: ``TRACKED`` in ``all``."""
         if every <= 0:
             raise ValueError(f"every must be a positive number of steps, got {every}")
         self.tok, self.rows, self.every, self.max_new_tokens = tok, list(rows), every, max_new_tokens
+        self.tracked = tracked or {m: ("all", m) for m in TRACKED}
         self.history: list[dict] = []
 
     def _score(self, model, step: int) -> None:
@@ -33,8 +36,8 @@ class EvalEvery(TrainerCallback):
             records = evaluate.evaluate(model, self.tok, self.rows, f"step {step}", max_new_tokens=self.max_new_tokens)
         finally:
             model.train(was_training)
-        summary = {r["metric"]: r["value"] for r in evaluate.summarize(records) if r["bucket"] == "all"}
-        self.history.append({"step": step, **{m: summary.get(m) for m in TRACKED}})
+        summary = {(r["bucket"], r["metric"]): r["value"] for r in evaluate.summarize(records)}
+        self.history.append({"step": step, **{column: summary.get(key) for column, key in self.tracked.items()}})
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if model is not None and not self.history:
