@@ -1,4 +1,4 @@
-# make course  — set up .venv if needed, run every notebook with papermill, print a table
+# make course  — set up .venv if needed, run every notebook with papermill (two at a time where the order allows), print a table
 # make test    — set up .venv if needed, run the test suite (unit tests + every notebook)
 # make lab     — JupyterLab on the course kernel
 # make clean-copies — output-free, answer-free notebooks for instructors in clean/
@@ -13,23 +13,28 @@ export JUPYTER_CONFIG_DIR ?= $(CACHE)/jupyter/config
 export JUPYTER_DATA_DIR ?= $(CACHE)/jupyter/data
 export JUPYTER_RUNTIME_DIR ?= $(CACHE)/jupyter/runtime
 export PIP_CACHE_DIR ?= $(CACHE)/pip
+export UV_CACHE_DIR ?= $(CACHE)/uv
+export UV_LINK_MODE ?= copy
 export TOKENIZERS_PARALLELISM ?= false
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | md5sum | cut -c1-8)
 
 .PHONY: install browser course test lab clean-copies
 install: $(STAMP)
 
-# pip's output goes to $(VENV)/install.log and is shown only when the install fails
+# pip takes torch (on the course machines its CPU build is a local wheel that only pip finds; elsewhere
+# uv would pick the multi-GB CUDA build), then uv installs the rest: parallel downloads, several times
+# faster than pip. The output goes to $(VENV)/install.log and is shown only when the install fails.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "installing the pinned stack into $(VENV) (log: $(VENV)/install.log)"
-	@{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -r requirements.txt \
-	  && $(PY) -m pip install --no-deps -e .; } > $(VENV)/install.log 2>&1 \
-	  || { tail -n 40 $(VENV)/install.log; echo "pip install failed: see $(VENV)/install.log"; exit 1; }
+	@{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install "$$(grep -m1 '^torch==' requirements.txt)" uv==0.13.9 \
+	  && $(VENV)/bin/uv pip install --python $(PY) --compile-bytecode -r requirements.txt \
+	  && $(VENV)/bin/uv pip install --python $(PY) --no-deps -e .; } > $(VENV)/install.log 2>&1 \
+	  || { tail -n 40 $(VENV)/install.log; echo "install failed: see $(VENV)/install.log"; exit 1; }
 	@rm -f $(VENV)/.installed-*; touch $@
 
 course: install
-	@$(PY) tools/run_course.py
+	@$(PY) tools/run_course.py --jobs 2
 
 # Debian's chromium for the browser tests (never a downloaded browser build), and a CJK font so
 # that their screenshots show the Chinese samples as characters (optional: boxes without it)

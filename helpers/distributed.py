@@ -116,6 +116,23 @@ def effective_batch(cfg, w: World) -> str:
     return line
 
 
+def live_run_env(processes: int, gpus: int | None = None) -> tuple[dict, str]:
+    """(environment, what runs) for a live ``accelerate launch`` of ``processes`` ranks (notebook 08).
+
+    One GPU per rank when there are enough; otherwise CUDA is hidden and the ranks are CPU
+    processes talking over gloo, as on a laptop (two ranks cannot share one GPU under NCCL).
+
+    >>> live_run_env(2, gpus=1)[1]
+    '2 CPU processes over gloo (1 GPU here, fewer than the processes)'
+    """
+    gpus = torch.cuda.device_count() if gpus is None else gpus
+    env = dict(os.environ)
+    if gpus >= processes:
+        return env, f"{processes} GPUs over NCCL, one process each"
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    return env, f"{processes} CPU processes over gloo ({gpus} GPU{'' if gpus == 1 else 's'} here, fewer than the processes)"
+
+
 def _lora_checksums(model) -> torch.Tensor:
     params = [p.detach() for n, p in model.named_parameters() if "lora_" in n]
     return torch.stack([t for p in params for t in (p.double().sum(), p.double().square().sum())])

@@ -192,6 +192,6 @@ def attention_route(path: str | None = None) -> AttentionRoute:
         return AttentionRoute("torch-varlen", "unsloth's own route to torch's varlen_attn (it takes enable_gqa)")
     if ad.select_attention_backend(use_varlen=True) == ad.XFORMERS:
         return AttentionRoute("xformers", "xformers' block-diagonal kernel, one call per layer")
-    why = _STATE["problem"] or VERSION_PROBLEM or "helpers.packed_attention.install() has not run (train.build_model runs it)"
+    why = _STATE["problem"] or VERSION_PROBLEM or "helpers.packed_attention.install() has not run (train.tune_unsloth runs it)"
     return AttentionRoute("per-segment-sdpa", f"one SDPA call per run of equal-length samples: {why}")
 

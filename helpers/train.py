@@ -118,11 +118,19 @@ def _build_unsloth(cfg: TrainConfig):
         target_modules=list(cfg.target_modules), random_state=cfg.seed,
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
     )
+    tune_unsloth(model, cfg)
+    return model, tok
+
+
+def tune_unsloth(model, cfg: TrainConfig) -> None:
+    """The course's changes to unsloth's route, made after ``FastLanguageModel.get_peft_model``
+    (``train.build_model`` and notebook 05 both call it): the fused MLP runs eagerly, packed rows
+    take one flash varlen attention call per layer (it warns where it cannot), and the tiled MLP's
+    backward works when ``cfg.tiled_mlp`` is on."""
     unsloth_patches.fused_mlp_eager()
-    packed_attention.install()  # packed rows: one flash varlen call per layer (it warns where it cannot)
+    packed_attention.install()
     if cfg.tiled_mlp:
         unsloth_patches.fused_mlp_out_of_place(model)
-    return model, tok
 
 
 def trainable_parameters(model) -> tuple[int, int]:
@@ -134,7 +142,7 @@ def trainable_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.05, targets=PROJECTIONS,
+def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.0, targets=PROJECTIONS,
                  preset: str = "gpu-16gb") -> dict:
     """What r/alpha/dropout/targets mean: exact trainable parameters of ``model`` and, for
     Qwen3-4B with ``preset``'s batch and sequence length on the GPU route (unsloth), the LoRA size

@@ -128,3 +128,12 @@ def test_cli_reproduces_notebook_05(two_ranks, course_splits, monkeypatch):
     notebook = load_file(str(train.save_adapter(trainer, cfg) / "adapter_model.safetensors"))
     cli = two_ranks["adapters"]["one"]
     assert notebook.keys() == cli.keys() and all(torch.equal(notebook[k], cli[k]) for k in cli)
+
+
+def test_live_run_takes_gpus_only_with_one_per_process():
+    from helpers.distributed import live_run_env
+
+    env, where = live_run_env(2, gpus=2)
+    assert where.startswith("2 GPUs over NCCL") and env.get("CUDA_VISIBLE_DEVICES") != ""
+    env, where = live_run_env(4, gpus=2)
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and "gloo" in where and "2 GPUs here" in where

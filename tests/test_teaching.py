@@ -156,6 +156,25 @@ def test_course_versions_leave_out_the_test_tools():
     assert set(environment.TEST_TOOLS) <= {r["package"] for r in environment.pinned_versions(test_tools=True)}
 
 
+def test_pinned_versions_say_ok_differs_or_missing(tmp_path):
+    import importlib.metadata as md
+
+    have = md.version("numpy")
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"numpy=={have}\npandas==0.0.1\nno-such-package-xyz==1.0\n# a comment\n")
+    assert [r["status"] for r in environment.pinned_versions(req)] == ["ok", "differs", "MISSING"]
+
+
+def test_only_missing_packages_stop_the_course(monkeypatch):
+    rows = [{"package": "trl", "pinned": "1.15.0", "installed": "–", "status": "MISSING"},
+            {"package": "torch", "pinned": "2.13.0", "installed": "2.11.0+cu130", "status": "differs"},
+            {"package": "jupyterlab", "pinned": "4.6.6", "installed": "–", "status": "MISSING"}]
+    monkeypatch.setattr(environment, "pinned_versions", lambda: rows)
+    problems = environment.readiness("tiny-qwen3")
+    assert problems[:1] == ["trl==1.15.0 is not installed: run `make install`"]
+    assert not any("torch" in p or "jupyterlab" in p for p in problems)
+
+
 def test_vllm_context_is_capped_at_the_models_positions_and_arguments_are_quoted(tmp_path):
     folder = tmp_path / "merged model"
     folder.mkdir()

@@ -27,7 +27,7 @@ def test_presets():
     assert cfg.output_dir.name == "sft-lora-x" and cfg.log_dir.name == "x"
     for name in ("gpu-16gb", "gpu-24gb", "gpu-80gb"):
         p = train.resolve_preset(name)
-        assert (p["r"], p["alpha"], p["dropout"], p["seed"]) == (16, 32, 0.05, 42)
+        assert (p["r"], p["alpha"], p["dropout"], p["seed"]) == (16, 32, 0.0, 42)
         assert 1e-4 <= p["lr"] <= 2e-4 and p["warmup"] == 0.03 and p["weight_decay"] == 0.01
     with pytest.raises(ValueError, match="unknown preset"):
         train.TrainConfig.preset_config("gpu-8gb")
@@ -224,21 +224,33 @@ def test_estimator_directions():
 
 
 # ----------------------------------------------------------------------------- CPU fixes
-def test_torch_logprob_matches_log_softmax():
+@pytest.mark.parametrize("bias, scale, temperature", [(False, 1.0, 1.0), (True, 0.5, 2.0)])
+def test_torch_logprob_matches_log_softmax(bias, scale, temperature):
     torch.manual_seed(0)
     h = torch.randn(300, 16, requires_grad=True)
     w = torch.randn(70000, 16, requires_grad=True)  # several token chunks
+    b = torch.randn(70000, requires_grad=True) if bias else None
     t = torch.randint(0, 70000, (300,))
-    lp, ent, _, _, top = cpu_compat.TorchLogProb.apply(h, w, None, t, 1.0, 0, None, 1.0, ("log_probs", "entropy", "is_top1"))
-    full = torch.log_softmax(h @ w.t(), -1)
+    lp, ent, _, _, top = cpu_compat.TorchLogProb.apply(h, w, b, t, temperature, 0, None, scale,
+                                                       ("log_probs", "entropy", "is_top1"))
+    full = torch.log_softmax(scale * (h @ w.t() + (b if bias else 0)) / temperature, -1)
     ref = full.gather(-1, t[:, None]).squeeze(-1)
     torch.testing.assert_close(lp, ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(ent, -(full.exp() * full).sum(-1).detach(), rtol=1e-4, atol=1e-4)
     assert torch.equal(top, full.argmax(-1) == t)
-    gh, gw = torch.autograd.grad(lp.sum(), (h, w))
-    rh, rw = torch.autograd.grad(ref.sum(), (h, w))
-    torch.testing.assert_close(gh, rh, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(gw, rw, rtol=1e-4, atol=1e-4)
+    weights = torch.rand(300)  # a per-token loss weight, as TRL's DFT loss gives
+    params = (h, w, b) if bias else (h, w)
+    got = torch.autograd.grad((lp * weights).sum(), params)
+    want = torch.autograd.grad((ref * weights).sum(), params)
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+
+
+def test_torch_logprob_all_masked_batch_is_a_differentiable_zero():
+    h = torch.randn(0, 16, requires_grad=True)
+    lp = cpu_compat.TorchLogProb.apply(h, torch.randn(50, 16), None, torch.zeros(0, dtype=torch.long), 1.0, 0)[0]
+    lp.sum().backward()
+    assert lp.shape == (0,) and h.grad.shape == (0, 16)
 
 
 def _tiny_4bit(guard: bool, seed: int = 0):

@@ -37,7 +37,7 @@ def test_help_lists_the_flags(tmp_path):
 
 @pytest.mark.parametrize("preset, overrides", [
     ("cpu-tiny", {}),
-    ("cpu-tiny", dict(run="my-run", r=8, alpha=16, dropout=0.0, packing=False, target_modules=("q_proj", "v_proj"),
+    ("cpu-tiny", dict(run="my-run", r=8, alpha=16, dropout=0.1, packing=False, target_modules=("q_proj", "v_proj"),
                       time_budget_s=None, save_steps=None, lr=3e-3, report_to=(), extra={"bf16": False})),
     ("gpu-24gb", dict(model="unsloth/Qwen3-4B-Instruct-2507", max_steps=50, gradient_checkpointing=False)),
 ])
