@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 from . import adapters, atomic, evaluate, paths
 from .cpu_compat import guard_avx512_bf16
 from .lora import QWEN3_4B, Shape, lora_params, model_params
-from .models import load_model, load_tokenizer, resolve
+from .models import load_model, load_tokenizer, placement, resolve
 from .names import check_name
 
 PREFIX = "merged-"
@@ -39,11 +39,6 @@ TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.5, torch.float16: 0.25}
 def merge_dtype() -> torch.dtype:
     """The dtype to merge in: bfloat16 on a GPU, float32 on a CPU."""
     return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-
-
-def _placement() -> dict:
-    """``from_pretrained`` kwargs that put a model on the GPU when there is one."""
-    return {"device_map": {"": 0}} if torch.cuda.is_available() else {}
 
 
 def release() -> None:
@@ -67,7 +62,7 @@ def is_quantized(model) -> bool:
 
 def base_with_adapter(model: str, adapter: str | Path, dtype: torch.dtype | None = None, name: str = "default"):
     """(PeftModel, tokenizer): the full-precision base (``merge_dtype``) with ``adapter`` attached."""
-    base = load_model(model, dtype=dtype or merge_dtype(), **_placement())
+    base = load_model(model, dtype=dtype or merge_dtype())
     return adapters.attach(base, adapter, name=name).eval(), load_tokenizer(model)
 
 
@@ -125,7 +120,7 @@ def save_merged(merged, tok, out: str | Path, *, base: str, adapter: str | Path,
 
 def load_merged(path: str | Path, dtype: torch.dtype | None = None):
     """The merged model as a plain ``AutoModelForCausalLM`` (no PEFT), in eval mode."""
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or merge_dtype(), **_placement()).eval()
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype or merge_dtype(), **placement()).eval()
 
 
 def folder_bytes(path: str | Path, pattern: str = "*") -> int:
@@ -209,7 +204,7 @@ def merge_into_4bit(model: str, adapter: str | Path, conversations: list[list[di
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=merge_dtype())
     base4 = AutoModelForCausalLM.from_pretrained(resolve(model), quantization_config=quant, dtype=merge_dtype(),
-                                                 **_placement()).eval()
+                                                 **placement()).eval()
     guard_avx512_bf16(base4)
     tok = load_tokenizer(model)
     logits_base = prompt_logits(base4, tok, conversations)

@@ -93,15 +93,24 @@ def load_tokenizer(name: str = TINY, **kwargs: Any):
     return _from_hub(AutoTokenizer, resolve(name), **kwargs)
 
 
+def placement() -> dict:
+    """``from_pretrained`` kwargs that put a model on GPU 0 when there is one; none on a CPU."""
+    import torch
+
+    return {"device_map": {"": 0}} if torch.cuda.is_available() else {}
+
+
 def load_model(name: str = TINY, *, dtype: Any = None, **kwargs: Any):
     """A causal LM for ``name`` in eval mode; extra kwargs go to ``from_pretrained``.
 
-    ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA.
+    ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA, where the model is placed on GPU 0
+    (``device_map={"": 0}``; pass another ``device_map`` to change that).
     """
     import torch
     from transformers import AutoModelForCausalLM
 
     if dtype is None:
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    kwargs = {**placement(), **kwargs}
     model = _from_hub(AutoModelForCausalLM, resolve(name), dtype=dtype, **kwargs)
     return model.eval()
