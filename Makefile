@@ -47,9 +47,8 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; } 2>/dev/null \
 	  || echo "no CJK font (apt-get install -y fonts-wqy-microhei): screenshots show Chinese as boxes"; }
 
-# two pytest-xdist workers: the notebooks run in order on one (group "notebooks"), the rest on both
 test: install browser
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest
 
 # localhost only, behind a random token (set JUPYTER_TOKEN to choose one); the environment carries it to
 # Jupyter, so it never shows in the process list, and it is printed here to log in with

@@ -13,14 +13,6 @@ SHARED = paths.PROJECT_ROOT.parent / "shared"
 SHARED_DATASETS = SHARED / "datasets"
 
 
-def pytest_configure(config):
-    """Under pytest-xdist, build tiny-qwen3 once in the controller, before the workers would each build it."""
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        from helpers.tiny_qwen3.build import tiny_model_dir
-
-        tiny_model_dir()
-
-
 @pytest.fixture(scope="session")
 def tok():
     return helpers.load_tokenizer("tiny-qwen3")

@@ -16,9 +16,6 @@ from helpers.lora import lora_params
 sys.path.insert(0, str(Path(__file__).parent))
 import lab  # noqa: E402
 
-# pytest-xdist (make test): one worker, one JupyterLab
-pytestmark = pytest.mark.xdist_group("browser")
-
 SHOTS = paths.RUNS / "screenshots"
 COPIES = paths.RUNS / "browser"
 

@@ -7,9 +7,6 @@ import pytest
 from helpers import check, paths
 from tools import run_course
 
-# pytest-xdist (make test): one worker runs these in order, since notebooks read what earlier ones wrote
-pytestmark = pytest.mark.xdist_group("notebooks")
-
 sys.path.insert(0, str(paths.PROJECT_ROOT))
 from solutions.answers import ANSWERS, WRONG  # noqa: E402
 

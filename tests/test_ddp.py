@@ -21,9 +21,6 @@ from safetensors.torch import load_file
 from helpers import paths, runs, train, train_cli
 from helpers.train_config import TrainConfig
 
-# pytest-xdist (make test): one worker, one pair of ranks
-pytestmark = pytest.mark.xdist_group("ddp")
-
 STEPS, PER_DEVICE, PROCESSES, MAX_LENGTH = 4, 1, 2, 128
 # TRL keeps QLoRA adapters in bf16 (one rounding step is 2^-8 ≈ 0.4 %), and the two runs sum in different
 # orders (two half-batches reduced over gloo vs one batch), so a weight may round one step apart and

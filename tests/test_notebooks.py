@@ -6,9 +6,6 @@ import pytest
 from helpers import paths
 from tools import run_course
 
-# pytest-xdist (make test): one worker runs these in order, since notebooks read what earlier ones wrote
-pytestmark = pytest.mark.xdist_group("notebooks")
-
 NOTEBOOKS = run_course.notebooks()
 
 
