@@ -1,4 +1,4 @@
-# make course  — set up .venv if needed, run every notebook with papermill (two at a time where the order allows), print a table
+# make course  — set up .venv if needed, run every notebook with papermill, print a table
 # make test    — set up .venv if needed, run the test suite (unit tests + every notebook)
 # make lab     — JupyterLab on the course kernel
 # make clean-copies — output-free, answer-free notebooks for instructors in clean/
@@ -34,7 +34,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 course: install
-	@$(PY) tools/run_course.py --jobs 2
+	@$(PY) tools/run_course.py
 
 # Debian's chromium for the browser tests (never a downloaded browser build), and a CJK font so
 # that their screenshots show the Chinese samples as characters (optional: boxes without it)

@@ -49,28 +49,3 @@ def test_wrong_parameter_type_fails_with_a_clear_message(nb, tmp_path):
     assert f"parameter {name} must be {message}" in err.value.evalue
     assert err.value.exec_count <= 3, "the check must come before any work"
 
-
-def _fake_status(path):
-    """Stands in for papermill in run_all's worker processes: logs the start, fails notebook 04."""
-    import os
-
-    with open(os.environ["RUN_ALL_LOG"], "a") as f:
-        f.write(path.name[:2] + "\n")
-    return 0.0, "FAILED: boom" if path.name.startswith("04") else "ok"
-
-
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_run_all_follows_needs_and_skips_what_a_failure_feeds(monkeypatch, tmp_path, jobs):
-    from pathlib import Path
-
-    monkeypatch.setenv("RUN_ALL_LOG", str(tmp_path / "order.txt"))
-    monkeypatch.setattr(run_course, "_status", _fake_status)
-    rows = run_course.run_all([Path(f"{i:02d}_x.ipynb") for i in range(9)], jobs=jobs)
-    status = {name[:2]: s for name, (_, s) in rows.items()}
-    assert status["04"] == "FAILED: boom" and status["05"] == "not run: 04 failed"
-    assert all(status[k].startswith("not run") for k in ("06", "07", "08"))
-    assert all(status[k] == "ok" for k in ("00", "01", "02", "03"))
-    order = (tmp_path / "order.txt").read_text().split()
-    assert order[0] == "00" and sorted(order) == ["00", "01", "02", "03", "04"]
-    if jobs == 1:
-        assert order == sorted(order)
