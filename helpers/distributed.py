@@ -130,7 +130,8 @@ def live_run_env(processes: int, gpus: int | None = None) -> tuple[dict, str]:
     if gpus >= processes:
         return env, f"{processes} GPUs over NCCL, one process each"
     env["CUDA_VISIBLE_DEVICES"] = ""
-    return env, f"{processes} CPU processes over gloo ({gpus} GPU{'' if gpus == 1 else 's'} here, fewer than the processes)"
+    why = "no GPU here" if gpus == 0 else f"{gpus} GPU{'' if gpus == 1 else 's'} here, fewer than the processes"
+    return env, f"{processes} CPU processes over gloo ({why})"
 
 
 def _lora_checksums(model) -> torch.Tensor:

@@ -142,7 +142,7 @@ def trainable_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.0, targets=PROJECTIONS,
+def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.05, targets=PROJECTIONS,
                  preset: str = "gpu-16gb") -> dict:
     """What r/alpha/dropout/targets mean: exact trainable parameters of ``model`` and, for
     Qwen3-4B with ``preset``'s batch and sequence length on the GPU route (unsloth), the LoRA size

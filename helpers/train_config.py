@@ -47,7 +47,7 @@ class TrainConfig:
     # LoRA
     r: int = 16
     alpha: int = 32
-    dropout: float = 0.0  # unsloth's fast path is built for 0; a run of a few hundred steps has little to regularise
+    dropout: float = 0.05
     target_modules: tuple[str, ...] = PROJECTIONS
     # sequence and batch
     max_length: int = 1024

@@ -27,7 +27,7 @@ def test_presets():
     assert cfg.output_dir.name == "sft-lora-x" and cfg.log_dir.name == "x"
     for name in ("gpu-16gb", "gpu-24gb", "gpu-80gb"):
         p = train.resolve_preset(name)
-        assert (p["r"], p["alpha"], p["dropout"], p["seed"]) == (16, 32, 0.0, 42)
+        assert (p["r"], p["alpha"], p["dropout"], p["seed"]) == (16, 32, 0.05, 42)
         assert 1e-4 <= p["lr"] <= 2e-4 and p["warmup"] == 0.03 and p["weight_decay"] == 0.01
     with pytest.raises(ValueError, match="unknown preset"):
         train.TrainConfig.preset_config("gpu-8gb")
