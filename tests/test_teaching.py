@@ -199,3 +199,15 @@ def test_notebook_05_length_data_count_the_tokens_of_each_sample(course_splits, 
     messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
     ids = tok.apply_chat_template(messages, tools=tools_list(row), tokenize=True, return_dict=True)["input_ids"]
     assert len(ids) in lengths[row["source"]]
+
+
+def test_notebook_05_and_build_model_tune_unsloth_the_same_way():
+    """The notebook writes out unsloth's calls; the course's changes after them are one shared function."""
+    import inspect
+
+    from helpers import train
+
+    source = "".join(_source(c) for c in _cells("05") if c["cell_type"] == "code")
+    assert "FastLanguageModel.get_peft_model(" in source and "train.tune_unsloth(model, cfg)" in source
+    assert "tune_unsloth(model, cfg)" in inspect.getsource(train._build_unsloth)
+    assert source.index("train.tune_unsloth(model, cfg)") < source.index("packed_attention.attention_route(path.name)")

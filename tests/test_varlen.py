@@ -243,16 +243,3 @@ def test_unsloth_route_one_call_per_layer_equal_to_per_segment(tmp_path, monkeyp
         alone = model(input_ids=ids[:, start:start + 200]).logits.float()  # the fourth sample on its own
     assert rel(varlen[0][:, start:start + 200], alone) < 1e-2
 
-
-def test_notebook_05_and_build_model_tune_unsloth_the_same_way():
-    """The notebook writes out unsloth's calls; the course's changes after them are one shared function."""
-    import inspect
-    import json
-
-    from helpers import paths, train
-
-    cells = json.loads((paths.PROJECT_ROOT / "notebooks" / "05_qlora_training.ipynb").read_text())["cells"]
-    source = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert "FastLanguageModel.get_peft_model(" in source and "train.tune_unsloth(model, cfg)" in source
-    assert "tune_unsloth(model, cfg)" in inspect.getsource(train._build_unsloth)
-    assert source.index("train.tune_unsloth(model, cfg)") < source.index("packed_attention.attention_route(path.name)")
