@@ -11,7 +11,7 @@ import math
 from peft import LoraConfig, get_peft_model
 
 from . import data, evaluate, paths
-from .exercises import exercise
+from .exercises import exercise, near
 from .lora import PROJECTIONS, lora_params
 from .models import load_model, load_tokenizer
 from .train import length_report
@@ -71,10 +71,10 @@ def _ex05_3(value):
 def _ex06_1(value):
     pairs = [(2.0, 4), (6.0, 4)]
     truth = evaluate.perplexity(pairs)
-    if isinstance(value, (int, float)) and abs(value - truth) < 0.006:
+    if near(value, truth):
         return True, f"right: exp(8 / 8) = {truth:.2f}."
     per_sample = sum(math.exp(s / n) for s, n in pairs) / len(pairs)
-    if isinstance(value, (int, float)) and abs(value - per_sample) < 0.006:
+    if near(value, per_sample):
         return False, "that averages per-sample perplexities; long and short replies must weigh by their tokens."
     return False, f"{value!r} is not exp(total NLL / total tokens)."
 

@@ -32,6 +32,15 @@ def exercise(key: str, question: str, hint: str, given: Callable[[], Any] | None
     return register
 
 
+def near(value: Any, truth: float) -> bool:
+    """True when ``value`` is a number within 0.006 of ``truth``: an answer given to 2 decimals.
+
+    >>> near(0.96, 0.9612), near("0.96", 0.9612), near(0.9, 0.9612)
+    (True, False, False)
+    """
+    return isinstance(value, (int, float)) and abs(value - truth) < 0.006
+
+
 def judge(key: str, value: Any) -> tuple[bool, str]:
     """(correct?, feedback) without printing; ``None`` means not answered yet."""
     if key not in EXERCISES:
