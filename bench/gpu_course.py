@@ -106,7 +106,7 @@ def run(label: str, model: str, cap_gib: float, only: list[str]) -> int:
                     run_course.run_notebook(nb, parameters=params,
                                             out_dir=paths.output_dir("runs", f"executed-gpu-{label}"))
                 except Exception as err:  # papermill's error names the cell; keep going to record the rest
-                    status, failed = f"FAILED: {str(err).strip().splitlines()[-1][:200]}", failed + 1
+                    status, failed = run_course.failure(err, width=200), failed + 1
             row = {"seconds": round(time.perf_counter() - start, 1), "status": status,
                    "card_peak_gib": round(card.peak, 2), "parameters": {k: v for k, v in params.items() if k != "MODEL"}}
             time.sleep(1)  # the kernel's exit hook writes its peaks

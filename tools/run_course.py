@@ -36,6 +36,11 @@ def run_notebook(path: Path, parameters: dict | None = None, out_dir: Path | Non
     return time.perf_counter() - start
 
 
+def failure(err: Exception, width: int = 120) -> str:
+    """The status line of a failed notebook: ``FAILED:`` and the last line of papermill's error (the cell's)."""
+    return f"FAILED: {str(err).strip().splitlines()[-1][:width]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="run only notebooks whose name contains one of these")
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             run_notebook(nb)
             status = "ok"
         except Exception as err:  # papermill raises PapermillExecutionError with the cell
-            status = f"FAILED: {str(err).strip().splitlines()[-1][:120]}"
+            status = failure(err)
             failed += 1
         rows.append((nb.name, time.perf_counter() - start, status))
     width = max([len(r[0]) for r in rows] + [8])
