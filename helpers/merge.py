@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 from . import adapters, atomic, evaluate, paths
 from .cpu_compat import guard_avx512_bf16
 from .lora import QWEN3_4B, Shape, lora_params, model_params
-from .models import load_model, load_tokenizer, placement, resolve
+from .models import default_dtype, load_model, load_tokenizer, placement, resolve
 from .names import check_name
 
 PREFIX = "merged-"
@@ -38,7 +38,7 @@ TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 0.5, torch.float16: 0.25}
 
 def merge_dtype() -> torch.dtype:
     """The dtype to merge in: bfloat16 on a GPU, float32 on a CPU."""
-    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return default_dtype()
 
 
 def release() -> None:

@@ -100,17 +100,21 @@ def placement() -> dict:
     return {"device_map": {"": 0}} if torch.cuda.is_available() else {}
 
 
+def default_dtype() -> Any:
+    """The dtype full-precision models load in: bfloat16 on CUDA, float32 on a CPU."""
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+
+
 def load_model(name: str = TINY, *, dtype: Any = None, **kwargs: Any):
     """A causal LM for ``name`` in eval mode; extra kwargs go to ``from_pretrained``.
 
     ``dtype`` defaults to float32 on CPU and bfloat16 on CUDA, where the model is placed on GPU 0
     (``device_map={"": 0}``; pass another ``device_map`` to change that).
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
-    if dtype is None:
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     kwargs = {**placement(), **kwargs}
-    model = _from_hub(AutoModelForCausalLM, resolve(name), dtype=dtype, **kwargs)
+    model = _from_hub(AutoModelForCausalLM, resolve(name), dtype=default_dtype() if dtype is None else dtype, **kwargs)
     return model.eval()
