@@ -33,7 +33,7 @@ import csv
 import json
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterable
 
@@ -78,6 +78,30 @@ def adapter_switch(model, enabled: bool):
     if enabled or not hasattr(model, "disable_adapter"):
         return nullcontext()
     return model.disable_adapter()
+
+
+@contextmanager
+def eval_mode(model):
+    """The model in eval mode (dropout off) inside the block, its training state restored after.
+
+    unsloth's ``generate`` switches gradient checkpointing off and the KV cache on, and undoes that
+    only for a model that was training when called: here its ``for_training`` undoes it, or the
+    training that follows runs without checkpointing (an out-of-memory error on a 16 GB card).
+    ``generate`` and the scoring callback of notebook 05 run inside it::
+
+        with eval_mode(model):
+            replies = model.generate(**batch, do_sample=False)
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        if was_training and hasattr(model, "_flag_for_generation"):  # set by unsloth's for_inference
+            from unsloth import FastLanguageModel
+
+            FastLanguageModel.for_training(model)
+        model.train(was_training)
 
 
 # ----------------------------------------------------------------------------- perplexity
@@ -137,25 +161,23 @@ def generate(model, tok, conversations: list[list[dict]], tools: list | None = N
     eos = tok.convert_tokens_to_ids(tok.eos_token)
     device = next(model.parameters()).device
     side, tok.padding_side = tok.padding_side, "left"
-    was_training = model.training
-    model.eval()  # dropout off: greedy decoding must be deterministic
     results = []
     try:
-        for b in range(0, len(conversations), batch_size):
-            texts = [tok.apply_chat_template(c, tools=t, tokenize=False, add_generation_prompt=True)
-                     for c, t in zip(conversations[b:b + batch_size], tools[b:b + batch_size])]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=eos, pad_token_id=tok.pad_token_id)
-            for row in out[:, enc["input_ids"].shape[1]:].tolist():
-                stop = row.index(eos) if eos in row else None
-                new = row[:stop] if stop is not None else [t for t in row if t != tok.pad_token_id]
-                results.append({"reply": tok.decode(new, skip_special_tokens=False),
-                                "stopped": stop is not None, "new_tokens": len(new)})
+        with eval_mode(model):  # dropout off: greedy decoding must be deterministic
+            for b in range(0, len(conversations), batch_size):
+                texts = [tok.apply_chat_template(c, tools=t, tokenize=False, add_generation_prompt=True)
+                         for c, t in zip(conversations[b:b + batch_size], tools[b:b + batch_size])]
+                enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+                with torch.no_grad():
+                    out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                         eos_token_id=eos, pad_token_id=tok.pad_token_id)
+                for row in out[:, enc["input_ids"].shape[1]:].tolist():
+                    stop = row.index(eos) if eos in row else None
+                    new = row[:stop] if stop is not None else [t for t in row if t != tok.pad_token_id]
+                    results.append({"reply": tok.decode(new, skip_special_tokens=False),
+                                    "stopped": stop is not None, "new_tokens": len(new)})
     finally:
         tok.padding_side = side
-        model.train(was_training)
     return results
 
 

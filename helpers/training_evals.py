@@ -30,12 +30,8 @@ class EvalEvery(TrainerCallback):
         self.history: list[dict] = []
 
     def _score(self, model, step: int) -> None:
-        was_training = model.training
-        model.eval()  # LoRA dropout off: the same weights give the same numbers
-        try:
+        with evaluate.eval_mode(model):  # LoRA dropout off: the same weights give the same numbers
             records = evaluate.evaluate(model, self.tok, self.rows, f"step {step}", max_new_tokens=self.max_new_tokens)
-        finally:
-            model.train(was_training)
         summary = {(r["bucket"], r["metric"]): r["value"] for r in evaluate.summarize(records)}
         self.history.append({"step": step, **{column: summary.get(key) for column, key in self.tracked.items()}})
 

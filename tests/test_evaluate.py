@@ -187,3 +187,27 @@ def test_eval_every_scores_before_training_at_each_interval_and_at_the_last_step
     assert first["perplexity"] == pytest.approx(again["perplexity"]) and first["json_valid"] == again["json_valid"]
     with pytest.raises(ValueError, match="positive"):
         training_evals.EvalEvery(tok, ROWS, every=0)
+
+
+def test_eval_mode_gives_unsloth_its_training_mode_back(monkeypatch):
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    import torch
+
+    restored = []
+    fake = types.ModuleType("unsloth")
+    fake.FastLanguageModel = SimpleNamespace(for_training=restored.append)
+    monkeypatch.setitem(sys.modules, "unsloth", fake)
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5)).train()
+    with ev.eval_mode(model):
+        assert not model.training
+    assert model.training and restored == []  # a plain model: nothing of unsloth's to undo
+    with ev.eval_mode(model):
+        model._flag_for_generation = True  # what unsloth's generate() leaves: checkpointing off, KV cache on
+    assert model.training and restored == [model]
+    model.eval()
+    with ev.eval_mode(model):
+        pass
+    assert not model.training and restored == [model]  # a model that was not training stays in eval mode
