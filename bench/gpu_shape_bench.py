@@ -60,6 +60,9 @@ def make_random_model(folder: Path, shape: dict, log=print) -> Path:
     tok.save_pretrained(str(folder))
     log(f"random model {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B params -> {folder} "
         f"({time.perf_counter() - start:.0f} s)")
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()  # the caller measures the card: give its ~16 GiB back
     return folder
 
 

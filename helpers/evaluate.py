@@ -118,7 +118,6 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
     out: dict[int, tuple[float, int]] = {}
     device = next(model.parameters()).device
     while order:
-        width = len(encoded[order[0]]["input_ids"])
         take = [order.pop(0)]
         while order and (len(take) + 1) * len(encoded[order[0]]["input_ids"]) <= max_batch_tokens:
             take.append(order.pop(0))
@@ -132,15 +131,13 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
             ids[r, :n], labels[r, :n], att[r, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
         with torch.no_grad():
             logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
-        target = labels[:, 1:].to(device)
-        # (rows*positions, vocab) layout: softmax over a non-last dim is less exact on CPU
-        nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]).float(), target.reshape(-1),
-            ignore_index=masks.IGNORE_INDEX, reduction="none").view(target.shape)
-        keep = target != masks.IGNORE_INDEX
-        for r, i in enumerate(take):
-            out[i] = (float(nll[r][keep[r]].sum()), int(keep[r].sum()))
-        del logits, nll
+            target = labels[:, 1:].to(device)
+            for r, i in enumerate(take):  # one row at a time: its fp32 log-softmax, not the whole batch's
+                keep = target[r] != masks.IGNORE_INDEX
+                nll = torch.nn.functional.cross_entropy(logits[r, :-1].float(), target[r],
+                                                        ignore_index=masks.IGNORE_INDEX, reduction="none")
+                out[i] = (float(nll[keep].sum()), int(keep.sum()))
+        del logits
     return [out[i] for i in range(len(encoded))]
 
 
@@ -169,8 +166,9 @@ def generate(model, tok, conversations: list[list[dict]], tools: list | None = N
                          for c, t in zip(conversations[b:b + batch_size], tools[b:b + batch_size])]
                 enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
                 with torch.no_grad():
-                    out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                         eos_token_id=eos, pad_token_id=tok.pad_token_id)
+                    out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, max_length=None,
+                                         eos_token_id=eos, pad_token_id=tok.pad_token_id)  # a model's own max_length
+                    # (unsloth sets one) would only earn a warning that max_new_tokens wins
                 for row in out[:, enc["input_ids"].shape[1]:].tolist():
                     stop = row.index(eos) if eos in row else None
                     new = row[:stop] if stop is not None else [t for t in row if t != tok.pad_token_id]
