@@ -20,10 +20,11 @@ PRESETS: dict[str, dict] = {
     # the mix; lr 5e-3 because a 20M model takes far larger steps than a 4B one; JSON-validity reaches 50–62 %
     # by step 60 and stays there while general-chat perplexity keeps rising (bench/README.md: tiny_finetune);
     # 600 s is a safety stop, far above the ~2.5 minutes 120 steps take on 2 cores, so every planned step runs;
-    # plain AdamW: its LoRA moments are a few MB, 8-bit would save nothing
+    # plain AdamW: its LoRA moments are a few MB, 8-bit would save nothing; no gradient checkpointing: the
+    # activations of 4 layers × 2,048 tokens × 128 wide are a few MB, and recomputing them costs ~22 % a step
     "cpu-tiny": dict(model="tiny-qwen3", max_length=512, batch_size=4, grad_accum=1, lr=5e-3,
                      max_steps=120, time_budget_s=600, logging_steps=10, eval_steps=40, save_steps=60,
-                     optim="adamw_torch"),
+                     optim="adamw_torch", gradient_checkpointing=False),
     # GPU presets sized by measurement on the course route (bench/results/presets-gpu.md: a Qwen3-4B-shaped
     # model on one H200, each process capped at the card's memory, packed rows in one flash varlen call).
     # 16 rows of 1,024 tokens in one micro-batch: 5.82 GiB peak under a 16 GiB cap, 13,500 real tok/s
