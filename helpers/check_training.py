@@ -8,13 +8,10 @@ from __future__ import annotations
 import json
 import math
 
-from peft import LoraConfig, get_peft_model
-
 from . import data, evaluate, paths
 from .exercises import exercise, near
 from .lora import PROJECTIONS, lora_params
 from .models import load_model, load_tokenizer
-from .train import length_report
 from .train_config import resolve_preset
 
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -50,16 +47,16 @@ def _ex05_2(value):
 
 @exercise("05.3", "Predict, then run: with max_length=128, how many of the training samples would be longer "
           "than max_length?",
-          "read section 4's histogram, then run train.length_report(splits['train'], tok, 128).")
+          "read section 4's histogram, then run data.report.length_report(splits['train'], tok, 128).")
 def _ex05_3(value):
     data.ensure_built(log=lambda *_: None)  # notebook 04 (or 05) built it; a fresh checkout builds it here
     train, tok = data.load_splits()["train"], load_tokenizer("tiny-qwen3")
-    report = length_report(train, tok, 128)
+    report = data.report.length_report(train, tok, 128)
     truth = report["longer_than_max_length"]
     if value == truth:
         return True, (f"right: {truth}, and {report['left_with_no_trained_tokens']} of them would train nothing: "
                       "their whole answer lies past token 128 (the tool-call samples carry a long tool schema).")
-    if value == length_report(train, tok, resolve_preset("cpu-tiny")["max_length"])["longer_than_max_length"]:
+    if value == data.report.length_report(train, tok, resolve_preset("cpu-tiny")["max_length"])["longer_than_max_length"]:
         return False, "that is the count at the preset's 512 tokens; at 128 far more samples are cut."
     return False, f"{value!r} is not what length_report counts at 128 tokens."
 
@@ -113,6 +110,8 @@ def _ex06_3(value):
           "model (0 if none)?",
           "merge_and_unload folds (alpha/r)·B·A into W and removes lora_A and lora_B (section 2).")
 def _ex07_1(value):
+    from peft import LoraConfig, get_peft_model  # lazy: notebooks 00–04 load this module through check
+
     base = load_model("tiny-qwen3")
     before = sum(p.numel() for p in base.parameters())
     mounted = get_peft_model(base, LoraConfig(r=8, target_modules=list(PROJECTIONS)))

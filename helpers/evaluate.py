@@ -84,10 +84,9 @@ def adapter_switch(model, enabled: bool):
 def eval_mode(model):
     """The model in eval mode (dropout off) inside the block, its training state restored after.
 
-    unsloth's ``generate`` switches gradient checkpointing off and the KV cache on, and undoes that
-    only for a model that was training when called: here its ``for_training`` undoes it, or the
-    training that follows runs without checkpointing (an out-of-memory error on a 16 GB card).
-    ``generate`` and the scoring callback of notebook 05 run inside it::
+    unsloth's ``generate`` turns gradient checkpointing off and the KV cache on, and undoes that only
+    for a model that was training when called: here its ``for_training`` does, or the training that
+    follows runs without checkpointing (out of memory on a 16 GB card). Usage::
 
         with eval_mode(model):
             replies = model.generate(**batch, do_sample=False)

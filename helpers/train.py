@@ -20,7 +20,6 @@ import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, set_seed
 from trl import SFTConfig, SFTTrainer
-from trl.chat_template_utils import get_training_chat_template
 
 from . import atomic, memory, packed_attention, runs, unsloth_patches
 from .callbacks import attach
@@ -29,7 +28,6 @@ from .distributed import SameLoraOnEveryRank, StopTogether, world
 from .environment import cpu_has_fast_bf16, training_path
 from .lora import PROJECTIONS, QWEN3_4B, lora_params
 from .models import load_tokenizer, resolve
-from .tool_schemas import tools_list
 from .train_config import PRESETS, TrainConfig, resolve_preset  # noqa: F401  (PRESETS: public here too)
 
 
@@ -159,33 +157,6 @@ def lora_summary(model, r: int = 16, alpha: float = 32, dropout: float = 0.05, t
             "preset": preset, "batch": p["batch_size"], "seq": p["max_length"],
             "qwen3_4b_vram_gib": round(est["total"], 2),
             "qwen3_4b_vram_parts": {k: round(v, 2) for k, v in est.items() if k != "total"}}
-
-
-def length_report(dataset, tokenizer, max_length: int) -> dict:
-    """How many samples exceed ``max_length`` and what truncation does to their loss masks.
-
-    TRL keeps the first ``max_length`` tokens (``keep_start``); assistant tokens past the
-    cut are not trained, and a sample whose assistant turns all lie past it trains nothing.
-    """
-    template = get_training_chat_template(tokenizer) or tokenizer.chat_template
-    n = too_long = emptied = cut = kept = 0
-    for row in dataset:
-        enc = tokenizer.apply_chat_template(row["messages"], tools=tools_list(row), tokenize=True, return_dict=True,
-                                            return_assistant_tokens_mask=True, chat_template=template)
-        mask = enc["assistant_masks"]
-        n += 1
-        kept += sum(mask[:max_length])
-        if len(mask) > max_length:
-            too_long += 1
-            cut += sum(mask[max_length:])
-            emptied += sum(mask[:max_length]) == 0
-    report = {"samples": n, "longer_than_max_length": too_long, "left_with_no_trained_tokens": emptied,
-              "assistant_tokens_cut": cut, "assistant_tokens_kept": kept, "max_length": max_length}
-    if too_long:
-        warnings.warn(f"{too_long} of {n} samples are longer than max_length={max_length}: "
-                      f"{cut} assistant tokens are cut from their loss masks and {emptied} samples "
-                      f"are left with nothing to train on")
-    return report
 
 
 def sft_config(cfg: TrainConfig, path: TrainPath, has_eval: bool):

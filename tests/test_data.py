@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import datasets
 import pytest
@@ -421,3 +422,15 @@ def test_build_prints_its_report_and_keeps_a_length_histogram(tmp_path, capsys):
     for pool, counts in hist["counts"].items():
         assert len(counts) == 29 and sum(counts) == report["token_lengths"][pool]["n"], pool
 
+
+def test_length_report_counts_truncation(tok):
+    long = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 400}]}
+    lost = {"messages": [{"role": "user", "content": "x " * 400}, {"role": "assistant", "content": "ok"}]}
+    short = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    with pytest.warns(UserWarning, match="longer than max_length"):
+        rep = data.report.length_report([long, lost, short], tok, max_length=64)
+    assert (rep["samples"], rep["longer_than_max_length"], rep["left_with_no_trained_tokens"]) == (3, 2, 1)
+    assert rep["assistant_tokens_cut"] > 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.report.length_report([short], tok, max_length=64)["longer_than_max_length"] == 0

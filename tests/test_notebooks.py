@@ -1,5 +1,6 @@
 """Every course notebook runs top to bottom with papermill and is committed clean."""
 import json
+import re
 
 import pytest
 
@@ -37,15 +38,32 @@ WRONG_PARAMETER = {"00": ("MODEL", 5, "str, got int 5"), "01": ("MODEL", 5, "str
                    "08": ("PROCESSES", "2", "int, got str '2'")}
 
 
-@pytest.mark.notebook
+def _code_cells(nb):
+    return ["".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
-def test_wrong_parameter_type_fails_with_a_clear_message(nb, tmp_path):
+def test_wrong_parameter_type_fails_with_a_clear_message(nb, monkeypatch):
+    """What papermill runs, without a kernel: the parameters cell, the override, then the next code cell."""
+    name, value, message = WRONG_PARAMETER[nb.name[:2]]
+    parameters, first, *_ = _code_cells(nb)
+    monkeypatch.chdir(nb.parent)
+    namespace: dict = {}
+    exec(parameters, namespace)
+    assert name in namespace, f"{nb.name}: {name} is not in the parameters cell"
+    namespace[name] = value
+    with pytest.raises(TypeError, match=re.escape(f"parameter {name} must be {message}")):
+        exec(first, namespace)
+
+
+@pytest.mark.notebook
+def test_papermill_injects_parameters_before_the_check(tmp_path):
     import papermill as pm
 
-    name, value, message = WRONG_PARAMETER[nb.name[:2]]
+    nb = next(p for p in NOTEBOOKS if p.name.startswith("05"))
+    name, value, message = WRONG_PARAMETER["05"]
     with pytest.raises(pm.PapermillExecutionError) as err:
         run_course.run_notebook(nb, parameters={name: value}, out_dir=tmp_path)
     assert err.value.ename == "TypeError"
     assert f"parameter {name} must be {message}" in err.value.evalue
     assert err.value.exec_count <= 3, "the check must come before any work"
-

@@ -1,7 +1,6 @@
 """helpers.train and friends: config checks, the memory estimator, the CPU fixes, a real 4-bit run."""
 import json
 import math
-import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -337,20 +336,6 @@ def test_lora_widget_builds(tiny_model_dir, capsys):
     r_slider.value = 8  # a change redraws (outside a kernel the text goes to stdout)
     text = capsys.readouterr().out
     assert text.count("trainable LoRA parameters") == 2 and "estimated peak VRAM" in text
-
-
-# ----------------------------------------------------------------------------- data
-def test_length_report_counts_truncation(tok):
-    long = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * 400}]}
-    lost = {"messages": [{"role": "user", "content": "x " * 400}, {"role": "assistant", "content": "ok"}]}
-    short = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-    with pytest.warns(UserWarning, match="longer than max_length"):
-        rep = train.length_report([long, lost, short], tok, max_length=64)
-    assert (rep["samples"], rep["longer_than_max_length"], rep["left_with_no_trained_tokens"]) == (3, 2, 1)
-    assert rep["assistant_tokens_cut"] > 300
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert train.length_report([short], tok, max_length=64)["longer_than_max_length"] == 0
 
 
 # ----------------------------------------------------------------------------- a real 4-bit run

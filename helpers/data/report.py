@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -67,6 +68,35 @@ def length_stats(lengths: dict[str, np.ndarray]) -> dict[str, dict]:
     """n, mean, median, p95 and max tokens per pool."""
     return {p: {"n": int(len(v)), "mean": round(float(v.mean()), 1), "p50": int(np.percentile(v, 50)),
                 "p95": int(np.percentile(v, 95)), "max": int(v.max())} for p, v in lengths.items() if len(v)}
+
+
+def length_report(dataset, tokenizer, max_length: int) -> dict:
+    """How many samples exceed ``max_length`` and what truncation does to their loss masks.
+
+    TRL keeps the first ``max_length`` tokens (``keep_start``); assistant tokens past the
+    cut are not trained, and a sample whose assistant turns all lie past it trains nothing.
+    """
+    from trl.chat_template_utils import get_training_chat_template  # lazy: trl's import takes ~5 s
+
+    template = get_training_chat_template(tokenizer) or tokenizer.chat_template
+    n = too_long = emptied = cut = kept = 0
+    for row in dataset:
+        enc = tokenizer.apply_chat_template(row["messages"], tools=tools_list(row), tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True, chat_template=template)
+        mask = enc["assistant_masks"]
+        n += 1
+        kept += sum(mask[:max_length])
+        if len(mask) > max_length:
+            too_long += 1
+            cut += sum(mask[max_length:])
+            emptied += sum(mask[:max_length]) == 0
+    report = {"samples": n, "longer_than_max_length": too_long, "left_with_no_trained_tokens": emptied,
+              "assistant_tokens_cut": cut, "assistant_tokens_kept": kept, "max_length": max_length}
+    if too_long:
+        warnings.warn(f"{too_long} of {n} samples are longer than max_length={max_length}: "
+                      f"{cut} assistant tokens are cut from their loss masks and {emptied} samples "
+                      f"are left with nothing to train on")
+    return report
 
 
 def length_histogram(lengths: dict[str, np.ndarray], bins: int = 30) -> dict:
