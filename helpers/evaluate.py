@@ -149,7 +149,7 @@ def perplexity(nll_tokens: Iterable[tuple[float, int]]) -> float:
 
 # ----------------------------------------------------------------------------- generation
 def generate(model, tok, conversations: list[list[dict]], tools: list | None = None,
-             max_new_tokens: int = 64, batch_size: int = 16) -> list[dict]:
+             max_new_tokens: int = 64, batch_size: int = 32) -> list[dict]:
     """Greedy replies for prompt conversations: ``{"reply", "stopped", "new_tokens"}`` each."""
     import torch
 
@@ -218,7 +218,7 @@ def general_chat_set(n: int = 24, seed: int = 2024) -> list[dict]:
 
 # ----------------------------------------------------------------------------- one run
 def evaluate(model, tok, rows: list[dict], label: str, *, adapter: bool = True,
-             max_new_tokens: int = 64, batch_size: int = 16) -> list[dict]:
+             max_new_tokens: int = 64, batch_size: int = 32) -> list[dict]:
     """Per-row records (reply, criteria, NLL) for ``rows``; ``adapter`` toggles a PEFT adapter."""
     prompts = [split_prompt(r) for r in rows]
     start = time.perf_counter()
