@@ -19,7 +19,7 @@ PRESETS: dict[str, dict] = {
     # the tiny model on a laptop CPU: 120 steps × 4 packed rows × 512 tokens ≈ 245k tokens, ~7 passes over
     # the mix; lr 5e-3 because a 20M model takes far larger steps than a 4B one; JSON-validity reaches 50–62 %
     # by step 60 and stays there while general-chat perplexity keeps rising (bench/README.md: tiny_finetune);
-    # 600 s is a safety stop, far above the ~2.5 minutes 120 steps take on 2 cores, so every planned step runs;
+    # 600 s is a safety stop, far above the ~2 minutes 120 steps take on 2 cores, so every planned step runs;
     # plain AdamW: its LoRA moments are a few MB, 8-bit would save nothing; no gradient checkpointing: the
     # activations of 4 layers × 2,048 tokens × 128 wide are a few MB, and recomputing them costs ~22 % a step
     "cpu-tiny": dict(model="tiny-qwen3", max_length=512, batch_size=4, grad_accum=1, lr=5e-3,
