@@ -3,13 +3,13 @@ and notebook 04's step headings in step with the pipeline's code."""
 import ast
 import importlib
 import inspect
-import json
 import re
 
 import pytest
 
 import helpers
 from helpers import data, paths
+from tools import run_course
 
 HELPERS = paths.PROJECT_ROOT / "helpers"
 MAX_LINES = 350
@@ -110,7 +110,7 @@ def test_notebook_04_headings_follow_the_pipeline_steps():
     order = re.findall(r"self\.(\w+)", run.split("for step in", 1)[1].split("step()", 1)[0]) + ["validate"]
     numbered = [(int(re.match(r"Step (\d+):", getattr(pipe, m).__doc__).group(1)), m) for m in order]
     assert [n for n, _ in numbered] == list(range(1, 11))
-    cells = json.loads((paths.PROJECT_ROOT / "notebooks" / "04_dataset.ipynb").read_text(encoding="utf-8"))["cells"]
+    cells = run_course.cells(paths.PROJECT_ROOT / "notebooks" / "04_dataset.ipynb")
     headings = [re.match(r"## Step (\d+) · .*?\((.*)\)", "".join(c["source"]))
                 for c in cells if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## Step")]
     assert [int(h.group(1)) for h in headings] == list(range(1, 11))

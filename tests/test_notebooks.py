@@ -1,5 +1,4 @@
 """Every course notebook runs top to bottom with papermill and is committed clean."""
-import json
 import re
 
 import pytest
@@ -16,7 +15,7 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_clean(nb):
-    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    cells = run_course.cells(nb)
     dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
     assert not dirty, f"{nb.name}: cells {dirty} carry outputs; clear them before committing"
     first_code = next(c for c in cells if c["cell_type"] == "code")
@@ -38,15 +37,11 @@ WRONG_PARAMETER = {"00": ("MODEL", 5, "str, got int 5"), "01": ("MODEL", 5, "str
                    "08": ("PROCESSES", "2", "int, got str '2'")}
 
 
-def _code_cells(nb):
-    return ["".join(c["source"]) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
-
-
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_wrong_parameter_type_fails_with_a_clear_message(nb, monkeypatch):
     """What papermill runs, without a kernel: the parameters cell, the override, then the next code cell."""
     name, value, message = WRONG_PARAMETER[nb.name[:2]]
-    parameters, first, *_ = _code_cells(nb)
+    parameters, first, *_ = ["".join(c["source"]) for c in run_course.cells(nb) if c["cell_type"] == "code"]
     monkeypatch.chdir(nb.parent)
     namespace: dict = {}
     exec(parameters, namespace)

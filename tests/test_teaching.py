@@ -25,7 +25,7 @@ NOTEBOOKS = {nb.name[:2]: nb for nb in run_course.notebooks()}
 
 
 def _cells(number: str) -> list[dict]:
-    return json.loads(NOTEBOOKS[number].read_text(encoding="utf-8"))["cells"]
+    return run_course.cells(NOTEBOOKS[number])
 
 
 def _source(cell: dict) -> str:

@@ -6,6 +6,7 @@ printed and the exit status is non-zero if any notebook failed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,11 @@ NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 def notebooks() -> list[Path]:
     """The course notebooks in order (``NN_name.ipynb``)."""
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def cells(path: Path) -> list[dict]:
+    """A notebook's cells as its JSON holds them (``cell_type``, ``source`` lines, ``metadata``…)."""
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
 
 
 def run_notebook(path: Path, parameters: dict | None = None, out_dir: Path | None = None) -> float:
