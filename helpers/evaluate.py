@@ -164,10 +164,9 @@ def generate(model, tok, conversations: list[list[dict]], tools: list | None = N
                 texts = [tok.apply_chat_template(c, tools=t, tokenize=False, add_generation_prompt=True)
                          for c, t in zip(conversations[b:b + batch_size], tools[b:b + batch_size])]
                 enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-                with torch.no_grad():
+                with torch.no_grad():  # max_length=None: a model's own (unsloth sets one) only earns a warning
                     out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, max_length=None,
-                                         eos_token_id=eos, pad_token_id=tok.pad_token_id)  # a model's own max_length
-                    # (unsloth sets one) would only earn a warning that max_new_tokens wins
+                                         eos_token_id=eos, pad_token_id=tok.pad_token_id)
                 for row in out[:, enc["input_ids"].shape[1]:].tolist():
                     stop = row.index(eos) if eos in row else None
                     new = row[:stop] if stop is not None else [t for t in row if t != tok.pad_token_id]
