@@ -48,7 +48,28 @@ def test_failed_build_leaves_no_folder(tmp_path):
         raise RuntimeError("boom")
     with pytest.raises(RuntimeError):
         cache.build_once(tmp_path / "x", broken, log=lambda *_: None)
-    assert not (tmp_path / "x").exists() and not list(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == [".x.lock"], "only the lock file stays"
+
+
+def test_builds_asked_for_at_once_run_one_build(tmp_path):
+    """Two notebooks (or test workers) that need the fixture at the same moment: one builds, one waits."""
+    import threading
+    import time
+
+    calls, folder, results = [], tmp_path / "thing", []
+    build = _counting_build(calls)
+
+    def slow_build(tmp):
+        time.sleep(0.5)
+        return build(tmp)
+
+    workers = [threading.Thread(target=lambda: results.append(cache.build_once(folder, slow_build, log=lambda *_: None)))
+               for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(calls) == 1 and len(results) == 2 and results[0] == results[1] and cache.problem(folder) is None
 
 
 def test_model_build_is_deterministic(tmp_path, tok):
