@@ -28,6 +28,16 @@ def newest_adapter(root: Path | None = None) -> Path | None:
     return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime, default=None)
 
 
+def run_adapter(run: str) -> Path | None:
+    """Notebook 05's adapter for ``run`` (``checkpoints/sft-lora-<run>``), else the newest trained one, else None.
+
+    Preferring the run's own adapter keeps notebook 06 on what 05 trained even after notebook 08
+    or a CLI run wrote a newer one.
+    """
+    own = paths.CHECKPOINTS / f"{PREFIX}{check_name(run)}"
+    return own if (own / "adapter_config.json").is_file() else newest_adapter()
+
+
 def adapter_config(path: str | Path) -> dict:
     """The adapter's ``adapter_config.json``; a clear error when the folder is not an adapter."""
     path = Path(path)

@@ -164,6 +164,20 @@ def test_pick_adapter_prefers_trained_then_makes_a_labelled_demo(tmp_path, monke
         adapters.pick_adapter(str(tmp_path), TINY, run="t")
 
 
+def test_run_adapter_prefers_the_runs_own_over_a_newer_one(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(paths, "CHECKPOINTS", tmp_path)
+    assert adapters.run_adapter("day2") is None
+    for i, name in enumerate(("sft-lora-day2", "sft-lora-ddp-demo")):   # the DDP demo written last
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text("{}")
+        os.utime(tmp_path / name / "adapter_config.json", (1000 + i, 1000 + i))
+    assert adapters.newest_adapter() == tmp_path / "sft-lora-ddp-demo"
+    assert adapters.run_adapter("day2") == tmp_path / "sft-lora-day2"
+    assert adapters.run_adapter("other") == tmp_path / "sft-lora-ddp-demo"
+
+
 def test_merged_dir_name():
     assert merge.merged_dir("r1") == paths.CHECKPOINTS / "merged-r1"
     with pytest.raises(ValueError):
