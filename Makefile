@@ -47,8 +47,11 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; } 2>/dev/null \
 	  || echo "no CJK font (apt-get install -y fonts-wqy-microhei): screenshots show Chinese as boxes"; }
 
+# two pytest workers (pytest-xdist): the notebook runs go first, so they take one worker and the other tests
+# the other; --dist loadscope keeps a module on one worker (its module fixtures are built once), and the
+# collection order is kept; waiting OpenMP threads sleep instead of spinning on the other worker's core
 test: install browser
-	$(PY) -m pytest
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 # localhost only, behind a random token (set JUPYTER_TOKEN to choose one); the environment carries it to
 # Jupyter, so it never shows in the process list, and it is printed here to log in with

@@ -22,6 +22,14 @@ def eval_logs(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "EVAL", tmp_path / "eval")
 
 
+@pytest.fixture(autouse=True)
+def session_dataset(course_dataset, monkeypatch):
+    """Exercise 05.3 reads the default dataset: here the session's, as notebook 04 may be rewriting runs/dataset/."""
+    from helpers.data import steps
+
+    monkeypatch.setattr(steps, "DEFAULT_OUT", course_dataset)
+
+
 def _notebook_exercises():
     found = {}
     for nb in run_course.notebooks():

@@ -33,11 +33,6 @@ SETTINGS = ["--preset", "cpu-tiny", "--max-steps", str(STEPS), "--max-length", s
             "--extra", '{"bf16": false}']  # fp32: bf16 autocast (on CPUs with avx512_bf16) rounds each half-batch
 
 
-def data_dir(splits) -> Path:
-    """The folder the session's course mix was exported to (``train/`` and ``validation/`` inside)."""
-    return Path(splits["train"].cache_files[0]["filename"]).parents[1]
-
-
 def course_env(home: Path) -> dict:
     """The environment of a CLI subprocess whose outputs land under ``home`` (caches stay shared)."""
     return {**os.environ, "COURSE_HOME": str(home), "COURSE_CACHE": str(paths.CACHE),
@@ -55,10 +50,10 @@ def adapter(home: Path, run: str) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tiny_model_dir, course_splits, tmp_path_factory):
+def two_ranks(tiny_model_dir, course_dataset, tmp_path_factory):
     """Two processes, ``PER_DEVICE`` rows each, and one process with both ranks' rows (same seed)."""
     home = tmp_path_factory.mktemp("ddp")
-    data = str(data_dir(course_splits))
+    data = str(course_dataset)
     start = time.perf_counter()  # both runs at once: their start-up (imports, loading) overlaps
     ddp = subprocess.Popen([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                             str(PROCESSES), "--main_process_port", str(free_port()), "--num_machines", "1",

@@ -15,7 +15,7 @@ from helpers import distributed, paths, runs, train, train_cli
 from helpers.lora import QWEN3_4B
 from helpers.train_config import TrainConfig, resolve_preset
 
-from test_ddp import course_env, data_dir
+from test_ddp import course_env
 
 KILLED = dict(max_steps=3, batch_size=1, max_length=128, logging_steps=1, eval_steps=None, save_steps=1,
               report_to=(), extra={"bf16": False})
@@ -177,9 +177,9 @@ def test_run_lock(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real runs (subprocesses)
-def test_killed_run_resumes_to_the_planned_step(tmp_path, course_splits, tiny_model_dir):
+def test_killed_run_resumes_to_the_planned_step(tmp_path, course_dataset, tiny_model_dir):
     cfg = TrainConfig.preset_config("cpu-tiny", run="k", **KILLED)
-    argv = shlex.split(train_cli.command_line(cfg, data=data_dir(course_splits)))[1:]
+    argv = shlex.split(train_cli.command_line(cfg, data=course_dataset))[1:]
     job = subprocess.Popen([sys.executable, *argv], cwd=paths.PROJECT_ROOT, env=course_env(tmp_path),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "checkpoints" / "sft-lora-k" / "checkpoint-1" / "trainer_state.json"

@@ -1,21 +1,29 @@
 """Run the course's notebooks headless with papermill: ``python tools/run_course.py [names…]``.
 
 Executed copies go to ``runs/executed/``; a table of notebook / seconds / status is
-printed and the exit status is non-zero if any notebook failed.
+printed and the exit status is non-zero if any notebook failed. Two notebooks run at
+a time where one does not need the other's output (``NEEDS``); ``--jobs 1`` runs one.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Callable
 
 import papermill as pm
 
 from helpers import paths
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
+# what each notebook reads that an earlier one writes: 00 builds tiny-qwen3 (and shows it), 04 the dataset,
+# 05 the adapter that 06 and 07 load; 08 trains an adapter of its own, which 07 would take as the newest
+NEEDS = {"01": ("00",), "02": ("00",), "03": ("00",), "04": ("00",), "05": ("04",), "06": ("05",),
+         "07": ("05",), "08": ("04", "07")}
 
 
 def notebooks() -> list[Path]:
@@ -36,8 +44,9 @@ def run_notebook(path: Path, parameters: dict | None = None, out_dir: Path | Non
     pm.execute_notebook(
         str(path), str(out_dir / path.name), parameters=parameters or {},
         kernel_name="python3", cwd=str(path.parent), progress_bar=False,
-        # the kernel's own start-up log (its local TCP transport notice); cell output is unaffected
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        # the kernel's own log: its transport notice at start, and "KeyboardInterrupt caught" when the interrupt
+        # jupyter_client sends before every shutdown lands mid-message; cell output and cell errors are unaffected
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
     )
     return time.perf_counter() - start
 
@@ -47,29 +56,63 @@ def failure(err: Exception, width: int = 120) -> str:
     return f"FAILED: {str(err).strip().splitlines()[-1][:width]}"
 
 
+def timed_run(path: Path) -> tuple[float, str]:
+    """``(seconds, status)`` of one notebook run: ``ok`` or ``failure``'s line; never raises."""
+    start = time.perf_counter()
+    try:
+        run_notebook(path)
+        status = "ok"
+    except Exception as err:  # papermill raises PapermillExecutionError with the cell
+        status = failure(err)
+    return time.perf_counter() - start, status
+
+
+def run_all(chosen: list[Path], jobs: int = 2, run: Callable[[Path], tuple[float, str]] = timed_run,
+            log=print) -> dict[str, tuple[float, str]]:
+    """Run ``chosen`` in worker processes, up to ``jobs`` at once, each after the chosen notebooks it ``NEEDS``.
+
+    Of the notebooks ready to start, one that others wait for goes first (04 before 01); one whose
+    needs did not succeed is not run. ``run`` (a module-level function) returns ``(seconds, status)``.
+
+        results = run_all(notebooks(), jobs=2)   # {"00_setup.ipynb": (41.2, "ok"), …}
+    """
+    key = {p.name[:2]: p for p in chosen}
+    needs = {k: [n for n in NEEDS.get(k, ()) if n in key] for k in key}
+    waited_for = {k: sum(k in v for v in needs.values()) for k in key}
+    pending, running, done = sorted(key), {}, {}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for k in [k for k in pending if any(done.get(n, (0, "ok"))[1] != "ok" for n in needs[k])]:
+                pending.remove(k)
+                done[k] = (0.0, f"not run: needs {', '.join(needs[k])}")
+            ready = sorted((k for k in pending if all(n in done for n in needs[k])), key=lambda k: (-waited_for[k], k))
+            for k in ready[:jobs - len(running)]:
+                log(f"▶ {key[k].name}")  # one line per notebook as it starts; the table follows
+                pending.remove(k)
+                running[pool.submit(run, key[k])] = k
+            if running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done[running.pop(future)] = future.result()
+    return {key[k].name: done[k] for k in sorted(done)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="run only notebooks whose name contains one of these")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="notebooks at once (default 2)")
     args = parser.parse_args(argv)
     chosen = [p for p in notebooks() if not args.names or any(n in p.name for n in args.names)]
-    rows, failed = [], 0
+    if args.jobs > 1:  # waiting OpenMP threads sleep instead of spinning on the cores the other notebook uses
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     total = time.perf_counter()
-    for nb in chosen:
-        print(f"▶ {nb.name}", flush=True)  # one line per notebook while it runs; the table follows
-        start = time.perf_counter()
-        try:
-            run_notebook(nb)
-            status = "ok"
-        except Exception as err:  # papermill raises PapermillExecutionError with the cell
-            status = failure(err)
-            failed += 1
-        rows.append((nb.name, time.perf_counter() - start, status))
-    width = max([len(r[0]) for r in rows] + [8])
+    rows = run_all(chosen, jobs=max(1, args.jobs), log=lambda line: print(line, flush=True))
+    width = max([len(name) for name in rows] + [8])
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
-    for name, secs, status in rows:
+    for name, (secs, status) in rows.items():
         print(f"{name:<{width}}  {secs:8.1f}  {status}")
     print(f"{'total':<{width}}  {time.perf_counter() - total:8.1f}")
-    return 1 if failed or not rows else 0
+    return 1 if not rows or any(status != "ok" for _, status in rows.values()) else 0
 
 
 if __name__ == "__main__":
