@@ -21,17 +21,12 @@ COPIES = paths.RUNS / "browser"
 
 
 @pytest.fixture(scope="module")
-def session(tiny_model_dir, course_dataset):
+def session(tiny_model_dir):
     if not Path(lab.CHROMIUM).exists():
         pytest.fail(lab.INSTALL_HINT)
     SHOTS.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(COPIES, ignore_errors=True)
     shutil.copytree(paths.PROJECT_ROOT / "notebooks", COPIES / "notebooks")
-    # 05's copy reads the session's dataset: notebook 04, run by another test worker, may rewrite runs/dataset/
-    nb05 = COPIES / "notebooks" / "05_qlora_training.ipynb"
-    text = nb05.read_text(encoding="utf-8")
-    assert "DATA_PATH = None " in text
-    nb05.write_text(text.replace("DATA_PATH = None ", f"DATA_PATH = {str(course_dataset)!r} ", 1), encoding="utf-8")
     with lab.jupyterlab(log=SHOTS / "jupyterlab.log") as (base, token), lab.browser_page() as page:
         yield page, base, token
 
