@@ -82,7 +82,7 @@ def run_all(chosen: list[Path], jobs: int = 2, run: Callable[[Path], tuple[float
     pending, running, done = sorted(key), {}, {}
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
-            for k in [k for k in pending if any(done.get(n, (0, "ok"))[1] != "ok" for n in needs[k])]:
+            for k in [k for k in pending if any(n in done and done[n][1] != "ok" for n in needs[k])]:
                 pending.remove(k)
                 done[k] = (0.0, f"not run: needs {', '.join(needs[k])}")
             ready = sorted((k for k in pending if all(n in done for n in needs[k])), key=lambda k: (-waited_for[k], k))
