@@ -106,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1:  # waiting OpenMP threads sleep instead of spinning on the cores the other notebook uses
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     total = time.perf_counter()
-    rows = run_all(chosen, jobs=max(1, args.jobs), log=lambda line: print(line, flush=True))
+    try:
+        rows = run_all(chosen, jobs=max(1, args.jobs), log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:  # Ctrl-C reaches the workers and their kernels too; they stop with it
+        print("interrupted")
+        return 130
     width = max([len(name) for name in rows] + [8])
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for name, (secs, status) in rows.items():
