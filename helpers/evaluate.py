@@ -107,8 +107,8 @@ def eval_mode(model):
 def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> list[tuple[float, int]]:
     """(summed NLL, trained tokens) per row, on the assistant-only training mask.
 
-    Rows are batched by length so a batch holds at most ``max_batch_tokens`` positions:
-    the full-vocabulary logits (151,936 per position) are what costs memory.
+    Rows are batched by length, at most ``max_batch_tokens`` positions a batch; the LM head (151,936
+    logits per position) runs row by row, at the trained positions only.
     """
     import torch
 
@@ -116,6 +116,7 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     out: dict[int, tuple[float, int]] = {}
     device = next(model.parameters()).device
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: the LoRA-wrapped LM
     while order:
         take = [order.pop(0)]
         while order and (len(take) + 1) * len(encoded[order[0]]["input_ids"]) <= max_batch_tokens:
@@ -128,15 +129,14 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
             e = encoded[i]
             n = len(e["input_ids"])
             ids[r, :n], labels[r, :n], att[r, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
-        with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
+        with torch.no_grad():  # like TRL's loss, the LM head only where a label is trained: most logits go unread
+            hidden = causal_lm.base_model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
             target = labels[:, 1:].to(device)
             for r, i in enumerate(take):  # one row at a time: its fp32 log-softmax, not the whole batch's
                 keep = target[r] != masks.IGNORE_INDEX
-                nll = torch.nn.functional.cross_entropy(logits[r, :-1].float(), target[r],
-                                                        ignore_index=masks.IGNORE_INDEX, reduction="none")
-                out[i] = (float(nll[keep].sum()), int(keep.sum()))
-        del logits
+                logits = causal_lm.get_output_embeddings()(hidden[r, :-1][keep]).float()
+                nll = torch.nn.functional.cross_entropy(logits, target[r][keep], reduction="none")
+                out[i] = (float(nll.sum()), int(keep.sum()))
     return [out[i] for i in range(len(encoded))]
 
 

@@ -64,7 +64,7 @@ def test_json_check_is_strict_and_typed():
     assert check('[1, 2]') == (False, False, False) and check("27") == (False, False, False), "not an object"
 
 
-def test_token_nll_matches_transformers_loss(model, tok):
+def _matches_transformers_loss(model, tok):
     pairs = ev.token_nll(model, tok, ROWS, max_batch_tokens=200)   # padded batches
     for row, (nll, n) in zip(ROWS, pairs):
         enc = masks.build_labels(tok, row["messages"])
@@ -74,6 +74,25 @@ def test_token_nll_matches_transformers_loss(model, tok):
         assert n == sum(1 for x in enc["labels"][1:] if x != masks.IGNORE_INDEX)
         assert nll / n == pytest.approx(mean, rel=1e-4)
     assert ev.perplexity(pairs) == pytest.approx(math.exp(sum(s for s, _ in pairs) / sum(n for _, n in pairs)))
+    return pairs
+
+
+def test_token_nll_matches_transformers_loss(model, tok):
+    _matches_transformers_loss(model, tok)
+
+
+def test_token_nll_counts_the_adapter(tiny_model_dir, tok):
+    """With PEFT, the LoRA layers sit inside the backbone token_nll runs; switched off, the base comes back."""
+    from peft import LoraConfig, get_peft_model
+
+    base = helpers.load_model("tiny-qwen3")
+    plain = ev.token_nll(base, tok, ROWS)
+    config = LoraConfig(r=4, target_modules=["q_proj", "down_proj"], init_lora_weights=False)  # random B: it moves
+    peft_model = get_peft_model(base, config).eval()
+    tuned = _matches_transformers_loss(peft_model, tok)
+    assert all(abs(a - b) > 1e-3 for (a, _), (b, _) in zip(plain, tuned))
+    with peft_model.disable_adapter():
+        assert [nll for nll, _ in ev.token_nll(peft_model, tok, ROWS)] == pytest.approx([nll for nll, _ in plain], rel=1e-5)
 
 
 def test_batched_generation_equals_one_by_one(model, tok):
