@@ -35,6 +35,12 @@ def test_two_at_a_time_and_each_after_its_needs():
     assert started[:2] == ["▶ 00_setup.ipynb", "▶ 04_dataset.ipynb"], "04 goes first: 05 waits for it"
 
 
+def test_one_at_a_time_runs_in_order():
+    started = []
+    run_course.run_all(run_course.notebooks(), jobs=1, run=fake_ok, log=started.append)
+    assert started == [f"▶ {p.name}" for p in run_course.notebooks()]
+
+
 def test_a_failed_notebook_stops_what_needs_it():
     results = run_course.run_all(run_course.notebooks(), jobs=2, run=fake_run_04_fails, log=lambda *_: None)
     status = {name[:2]: s for name, (_, s) in results.items()}

@@ -71,8 +71,8 @@ def run_all(chosen: list[Path], jobs: int = 2, run: Callable[[Path], tuple[float
             log=print) -> dict[str, tuple[float, str]]:
     """Run ``chosen`` in worker processes, up to ``jobs`` at once, each after the chosen notebooks it ``NEEDS``.
 
-    Of the notebooks ready to start, one that others wait for goes first (04 before 01); one whose
-    needs did not succeed is not run. ``run`` (a module-level function) returns ``(seconds, status)``.
+    Of the notebooks ready to start, one that others wait for goes first (04 before 01; with one job,
+    the order of the numbers); one whose needs did not succeed is not run. ``run`` (a module-level function) returns ``(seconds, status)``.
 
         results = run_all(notebooks(), jobs=2)   # {"00_setup.ipynb": (41.2, "ok"), …}
     """
@@ -85,7 +85,8 @@ def run_all(chosen: list[Path], jobs: int = 2, run: Callable[[Path], tuple[float
             for k in [k for k in pending if any(n in done and done[n][1] != "ok" for n in needs[k])]:
                 pending.remove(k)
                 done[k] = (0.0, f"not run: needs {', '.join(needs[k])}")
-            ready = sorted((k for k in pending if all(n in done for n in needs[k])), key=lambda k: (-waited_for[k], k))
+            ready = sorted((k for k in pending if all(n in done for n in needs[k])),
+                           key=lambda k: (-waited_for[k] if jobs > 1 else 0, k))  # one at a time: in order
             for k in ready[:jobs - len(running)]:
                 log(f"▶ {key[k].name}")  # one line per notebook as it starts; the table follows
                 pending.remove(k)
