@@ -100,14 +100,11 @@ def run(label: str, model: str, cap_gib: float, only: list[str]) -> int:
             peak_file.unlink(missing_ok=True)
             os.environ.update(COURSE_CAP_GIB=str(cap_gib or ""), COURSE_PEAK_FILE=str(peak_file))
             print(f"▶ {nb.name} {params}", flush=True)
-            status, start = "ok", time.perf_counter()
-            with CardPeak() as card:
-                try:
-                    run_course.run_notebook(nb, parameters=params,
-                                            out_dir=paths.output_dir("runs", f"executed-gpu-{label}"))
-                except Exception as err:  # papermill's error names the cell; keep going to record the rest
-                    status, failed = run_course.failure(err, width=200), failed + 1
-            row = {"seconds": round(time.perf_counter() - start, 1), "status": status,
+            with CardPeak() as card:  # a failed notebook's status names the cell; the rest still run
+                seconds, status = run_course.timed_run(nb, parameters=params, width=200,
+                                                       out_dir=paths.output_dir("runs", f"executed-gpu-{label}"))
+            failed += status != "ok"
+            row = {"seconds": round(seconds, 1), "status": status,
                    "card_peak_gib": round(card.peak, 2), "parameters": {k: v for k, v in params.items() if k != "MODEL"}}
             time.sleep(1)  # the kernel's exit hook writes its peaks
             if peak_file.is_file():

@@ -117,6 +117,7 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
     out: dict[int, tuple[float, int]] = {}
     device = next(model.parameters()).device
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT: the LoRA-wrapped LM
+    head = causal_lm.get_output_embeddings()
     while order:
         take = [order.pop(0)]
         while order and (len(take) + 1) * len(encoded[order[0]]["input_ids"]) <= max_batch_tokens:
@@ -134,7 +135,7 @@ def token_nll(model, tok, rows: list[dict], max_batch_tokens: int = 4096) -> lis
             target = labels[:, 1:].to(device)
             for r, i in enumerate(take):  # one row at a time: its fp32 log-softmax, not the whole batch's
                 keep = target[r] != masks.IGNORE_INDEX
-                logits = causal_lm.get_output_embeddings()(hidden[r, :-1][keep]).float()
+                logits = head(hidden[r, :-1][keep]).float()
                 nll = torch.nn.functional.cross_entropy(logits, target[r][keep], reduction="none")
                 out[i] = (float(nll.sum()), int(keep.sum()))
     return [out[i] for i in range(len(encoded))]

@@ -56,14 +56,15 @@ def failure(err: Exception, width: int = 120) -> str:
     return f"FAILED: {str(err).strip().splitlines()[-1][:width]}"
 
 
-def timed_run(path: Path) -> tuple[float, str]:
-    """``(seconds, status)`` of one notebook run: ``ok`` or ``failure``'s line; never raises."""
+def timed_run(path: Path, parameters: dict | None = None, out_dir: Path | None = None,
+              width: int = 120) -> tuple[float, str]:
+    """``(seconds, status)`` of one ``run_notebook``: ``ok`` or ``failure``'s line; never raises."""
     start = time.perf_counter()
     try:
-        run_notebook(path)
+        run_notebook(path, parameters=parameters, out_dir=out_dir)
         status = "ok"
     except Exception as err:  # papermill raises PapermillExecutionError with the cell
-        status = failure(err)
+        status = failure(err, width=width)
     return time.perf_counter() - start, status
 
 
@@ -72,7 +73,8 @@ def run_all(chosen: list[Path], jobs: int = 2, run: Callable[[Path], tuple[float
     """Run ``chosen`` in worker processes, up to ``jobs`` at once, each after the chosen notebooks it ``NEEDS``.
 
     Of the notebooks ready to start, one that others wait for goes first (04 before 01; with one job,
-    the order of the numbers); one whose needs did not succeed is not run. ``run`` (a module-level function) returns ``(seconds, status)``.
+    the order of the numbers); one whose needs did not succeed is not run. ``run`` (a module-level
+    function) returns ``(seconds, status)``.
 
         results = run_all(notebooks(), jobs=2)   # {"00_setup.ipynb": (41.2, "ok"), …}
     """
