@@ -26,7 +26,7 @@ VRAM_NEEDED_GIB = 8
 
 
 # Pinned for the project's own tests and CI, not needed to take the course.
-TEST_TOOLS = ("pytest", "playwright")
+TEST_TOOLS = ("pytest", "pytest-xdist", "playwright")
 # Opens the notebooks (`make lab`); any Jupyter front end (VS Code, papermill) runs them as well.
 FRONT_ENDS = ("jupyterlab",)
 

@@ -339,6 +339,18 @@ def test_every_step_does_something_on_the_samples(built):
         assert steps["train"][p] + steps["validation"][p] == steps["final_dedup"][p]
 
 
+def test_dedup_drops_name_the_rows_they_removed(built):
+    out = built["out"] / "a"
+    pool_ids = {p: set(ds["id"]) for p, ds in data.load_pools(out / "normalized").items()}
+    split_ids = {i for ds in data.load_splits(out).values() for i in ds["id"]}
+    dedups = [d for d in built["report"]["dropped"] if d["step"] in ("dedup", "final_dedup")]
+    assert {d["step"] for d in dedups} == {"dedup", "final_dedup"}
+    for d in dedups:
+        kept = pool_ids[d["pool"]] if d["step"] == "dedup" else split_ids
+        assert len(d["examples"]) == min(d["rows"], data.sources.EXAMPLES), d
+        assert all(i.startswith(f"{d['pool']}-") and i not in kept for i in d["examples"]), d
+
+
 # ---------------------------------------------------------------- build, export, determinism
 
 @pytest.fixture(scope="module")

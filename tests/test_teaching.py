@@ -153,6 +153,7 @@ def test_length_histograms_give_every_pool_its_own_non_empty_panel():
 def test_course_versions_leave_out_the_test_tools():
     names = {r["package"] for r in environment.pinned_versions()}
     assert "transformers" in names and not names & set(environment.TEST_TOOLS)
+    assert not [n for n in names if n.startswith(("pytest", "playwright"))], names
     assert set(environment.TEST_TOOLS) <= {r["package"] for r in environment.pinned_versions(test_tools=True)}
 
 
@@ -211,3 +212,30 @@ def test_notebook_05_and_build_model_tune_unsloth_the_same_way():
     assert "FastLanguageModel.get_peft_model(" in source and "train.tune_unsloth(model, cfg)" in source
     assert "tune_unsloth(model, cfg)" in inspect.getsource(train._build_unsloth)
     assert source.index("train.tune_unsloth(model, cfg)") < source.index("packed_attention.attention_route(path.name)")
+
+
+# settings only the CLI needs: several processes, FSDP, and the data-loading defaults it spells out
+CLI_ONLY = {"ddp_find_unused_parameters", "gradient_checkpointing_kwargs", "dataloader_num_workers", "dataset_num_proc"}
+
+
+@pytest.mark.parametrize("preset", ["cpu-tiny", "gpu-16gb", "gpu-24gb", "gpu-80gb"])
+@pytest.mark.parametrize("route", ["bnb-cpu", "bnb-cuda"])
+def test_notebook_05_sft_config_matches_the_cli(preset, route, monkeypatch):
+    """Notebook 05 writes out ``SFTConfig(...)``; ``python -m helpers.train`` builds it in ``train.sft_config``.
+    Both must pass the same settings, so the notebook and the command it prints train the same run."""
+    import ast
+
+    from helpers import train
+
+    cell = next(_source(c) for c in _cells("05") if "args = SFTConfig(" in _source(c))
+    statements = [s for s in ast.parse(cell).body
+                  if isinstance(s, ast.Assign) and s.targets[0].id in ("on_cpu", "args")]
+    cfg = train.TrainConfig(**train.resolve_preset(preset, run="t"))
+    namespace = {"cfg": cfg, "path": train.TrainPath(route, ""), "environment": environment,
+                 "SFTConfig": lambda **kw: kw, "str": str}
+    exec(compile(ast.Module(statements, []), "05_qlora_training", "exec"), namespace)
+    monkeypatch.setattr(train, "SFTConfig", lambda **kw: kw)
+    cli = train.sft_config(cfg, train.TrainPath(route, ""), has_eval=True)
+    notebook = namespace["args"]
+    assert {k: v for k, v in notebook.items() if k not in CLI_ONLY} == {
+        k: v for k, v in cli.items() if k not in CLI_ONLY}

@@ -95,7 +95,7 @@ def length_report(dataset, tokenizer, max_length: int) -> dict:
     if too_long:
         warnings.warn(f"{too_long} of {n} samples are longer than max_length={max_length}: "
                       f"{cut} assistant tokens are cut from their loss masks and {emptied} samples "
-                      f"are left with nothing to train on")
+                      f"are left with nothing to train on", stacklevel=2)
     return report
 
 
@@ -123,8 +123,10 @@ def drops_table(report: dict):
 
 
 def mix_table(mix: dict):
-    """Requested vs realised share per pool."""
-    return pd.DataFrame(mix["pools"]).T
+    """Requested vs realised share per pool, with row counts (``ran_out_at_row`` empty for a pool that lasted)."""
+    table = pd.DataFrame(mix["pools"]).T
+    counts = [c for c in ("rows", "unique", "available", "ran_out_at_row") if c in table]
+    return table.astype({c: "Int64" for c in counts})
 
 
 def plot_composition(mix: dict, ax=None):

@@ -53,7 +53,7 @@ MAX_ANSWER_CHARS = 3000
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PLACEHOLDER_RE = re.compile(r"\b(?:number|N_)(\d+)\b")
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,?!;:])")
-_EXAMPLES = 5  # row numbers kept per drop reason
+EXAMPLES = 5  # rows named per drop reason (file:line, or the id)
 
 
 def column(ds: Dataset, name: str) -> np.ndarray:
@@ -254,7 +254,7 @@ def _normalize(path, source: str, batch_fn: Callable, required, *, hub: bool,
         if reason:
             report["dropped"][reason] = report["dropped"].get(reason, 0) + 1
             examples = report["examples"].setdefault(reason, [])
-            if len(examples) < _EXAMPLES:
+            if len(examples) < EXAMPLES:
                 examples.append(f"{raw.name}:{raw.lines[i] if not hub else i + line_offset}")
     kept = [j for j, i in enumerate(todo) if not drops[i]]
     columns = {"id": [ids[todo[j]] for j in kept], "messages": [out["messages"][j] for j in kept],
