@@ -324,12 +324,12 @@ def plot_comparison(table, metrics: Iterable[str] = ("usable", "json_valid", "js
 
     rows = table[table["bucket"] == bucket].set_index("metric")
     metrics = [m for m in metrics if m in rows.index and rows.loc[m, "n"]]
-    ax = ax or plt.subplots(figsize=(7, 2.8))[1]
-    x = range(len(metrics))
-    ax.bar([i - 0.2 for i in x], [rows.loc[m, "base"] for m in metrics], 0.4, label="base", color="#9ca3af")
-    ax.bar([i + 0.2 for i in x], [rows.loc[m, "tuned"] for m in metrics], 0.4, label="tuned", color="#16a34a")
+    ax, x = ax or plt.subplots(figsize=(7, 2.8))[1], range(len(metrics))
+    for shift, label, color in ((-0.2, "base", "#9ca3af"), (0.2, "tuned", "#16a34a")):
+        bars = ax.bar([i + shift for i in x], [rows.loc[m, label] for m in metrics], 0.4, label=label, color=color)
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)  # a rate of 0 is a number too, not a missing bar
     ax.set_xticks(list(x), metrics)
-    ax.set(ylim=(0, 1.05), ylabel="rate",
+    ax.set(ylim=(0, 1.15), ylabel="rate",
            title=f"{bucket}: perplexity {rows.loc['perplexity', 'base']:,.1f} → {rows.loc['perplexity', 'tuned']:,.2f}")
     ax.legend()
     return ax

@@ -230,3 +230,15 @@ def test_eval_mode_gives_unsloth_its_training_mode_back(monkeypatch):
     with ev.eval_mode(model):
         pass
     assert not model.training and restored == [model]  # a model that was not training stays in eval mode
+
+
+def test_comparison_plot_labels_every_bar_even_a_zero():
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    table = pd.DataFrame([{"metric": m, "bucket": "all", "n": n, "base": b, "tuned": t} for m, n, b, t in
+                          [("perplexity", 90, 900.0, 5.0), ("usable", 10, 0.9, 0.8), ("json_keys", 4, 0.0, 0.0)]])
+    ax = ev.plot_comparison(table)
+    assert [t.get_text() for t in ax.texts] == ["0.90", "0.00", "0.80", "0.00"]
+    assert "900.0 → 5.00" in ax.get_title()
