@@ -171,7 +171,8 @@ def run(path: str, kind: str, model_dir: str, smoke: bool, batch: int | None = N
            "dropout": cfg.dropout, "steps": trainer.state.global_step, "warmup_steps": warmup,
            "train_seconds": time.perf_counter() - start, "peak_gib": peak, "mem_kind": kind_mem,
            "reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
-           "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h], "ok": True}
+           "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h], "ok": True,
+           "samples_per_row": trainer.course["counter"].samples / max(1, trainer.course["counter"].rows)}
     row.update(summarize(clock.marks, warmup))
     return row
 

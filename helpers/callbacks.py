@@ -20,20 +20,24 @@ from transformers import TrainerCallback
 
 
 class TokenCounter:
-    """A data-collator wrapper that counts positions, real tokens and trained tokens."""
+    """A data-collator wrapper that counts positions, real tokens and trained tokens, and the rows and
+    samples behind them (``samples / rows``: how many samples a packed row holds)."""
 
     def __init__(self, collator, pad_token_id: int):
         self.collator, self.pad_token_id = collator, pad_token_id
-        self.positions = self.real = self.trained = 0
+        self.positions = self.real = self.trained = self.rows = self.samples = 0
 
     def __call__(self, features):
         batch = self.collator(features)
         ids = batch["input_ids"]
         self.positions += ids.numel()
+        self.rows += len(features)
         if "attention_mask" in batch:
             self.real += int(batch["attention_mask"].sum())
-        else:  # padding-free (packed) batches carry position_ids and no padding
+        else:  # padding-free (packed) batches carry position_ids, restarting at 0 per sample, and no padding
             self.real += ids.numel()
+        packed = "attention_mask" not in batch and "position_ids" in batch
+        self.samples += int((batch["position_ids"] == 0).sum()) if packed else len(features)
         if "labels" in batch:
             self.trained += int((batch["labels"] != -100).sum())
         return batch

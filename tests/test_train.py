@@ -499,3 +499,21 @@ def test_fsdp_stores_the_4bit_base_in_one_float_dtype(tiny_model_dir, monkeypatc
             assert ("Params4bit", torch.uint8) in frozen and ("Parameter", torch.float32) in frozen
     diff = (logits["true"] - logits["false"]).abs().max()
     assert diff < 0.05 * logits["false"].abs().max(), diff
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_token_counter_counts_rows_samples_and_tokens(packing):
+    """Packed rows: samples are the restarts of position_ids; padded rows: one sample each."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from helpers.callbacks import TokenCounter
+
+    if packing:  # two packed rows of 3 and 2 samples, as TRL's bfd packing leaves them
+        features = [{"input_ids": list(range(1, 10)), "seq_lengths": [4, 3, 2]},
+                    {"input_ids": list(range(1, 6)), "seq_lengths": [2, 3]}]
+    else:
+        features = [{"input_ids": list(range(1, 10))}, {"input_ids": list(range(1, 6))}]
+    counter = TokenCounter(DataCollatorForLanguageModeling(pad_token_id=0, padding_free=packing), pad_token_id=0)
+    counter(features)
+    assert (counter.rows, counter.samples, counter.real) == (2, 5 if packing else 2, 14)
+    assert counter.positions == (14 if packing else 18)
