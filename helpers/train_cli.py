@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     """Train as the flags say; returns the exit status (2: bad input, said in one line)."""
     args = parser().parse_args(argv)
     w = world()
+    if w.distributed:  # ranks share one stdout: each line in one write, so two ranks' lines never interleave
+        sys.stdout.reconfigure(line_buffering=True, write_through=False)
     say = print if w.main else (lambda *a, **k: None)
     lock = None
     try:

@@ -96,6 +96,24 @@ def test_bad_input_ends_in_one_line(case, tmp_path, monkeypatch, capsys, tiny_mo
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
 
 
+@pytest.mark.parametrize("size", ["1", "2"])
+def test_ranks_write_whole_lines(size, monkeypatch):
+    """Under several ranks stdout is line-buffered: one write per line, so lines of two ranks that share a
+    pipe never interleave (under ``python -u`` a print is two writes, the text and then its newline)."""
+    import io
+
+    class Stdout(io.StringIO):
+        def reconfigure(self, **kwargs):
+            self.settings = kwargs
+
+    out = Stdout()
+    monkeypatch.setattr(sys, "stdout", out)
+    for var, value in {"WORLD_SIZE": size, "LOCAL_WORLD_SIZE": size, "RANK": "1", "LOCAL_RANK": "1"}.items():
+        monkeypatch.setenv(var, value)
+    assert train_cli.main(["--r", "0"]) == 2  # bad input: returns before any model loads
+    assert getattr(out, "settings", None) == ({"line_buffering": True, "write_through": False} if size == "2" else None)
+
+
 def test_unsloth_refuses_several_processes():
     with pytest.raises(ValueError, match="unsloth route trains on one GPU.*add --route bnb"):
         distributed.check_route("unsloth", distributed.World(size=2, local_size=2))
