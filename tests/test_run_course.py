@@ -48,3 +48,50 @@ def test_a_failed_notebook_stops_what_needs_it():
     assert status["05"] == "not run: needs 04" and status["06"] == "not run: needs 05"
     assert status["08"] == "not run: needs 04, 07"
     assert status["01"] == status["02"] == status["03"] == "ok"
+
+
+def test_polled_channel_finds_a_reply_whose_wake_up_never_comes(monkeypatch):
+    """A wait with no timeout becomes timed polls, so a message the event loop was never told about is still
+    read; a finite timeout still ends in ``Empty``."""
+    import asyncio
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    from tools import kernel_client
+
+    calls = []
+
+    async def socket_poll(self, timeout=None):  # the message is queued, but an untimed wait is never woken
+        calls.append(timeout)
+        if timeout is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(min(timeout, 0.01))
+        if self.queued and len(calls) >= 3:
+            return {"msg_type": "execute_reply"}
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", socket_poll)
+    channel = object.__new__(kernel_client.PolledChannel)
+    channel.queued = True
+    assert asyncio.run(asyncio.wait_for(channel.get_msg(), 5)) == {"msg_type": "execute_reply"}
+    assert calls == [kernel_client.POLL_S] * 3
+    channel.queued, calls[:] = False, []
+    start = time.monotonic()
+    try:
+        asyncio.run(channel.get_msg(timeout=0.05))
+        raise AssertionError("an empty channel must raise Empty")
+    except Empty:
+        assert time.monotonic() - start < 0.5 and calls and all(t <= 0.05 for t in calls)
+
+
+def test_papermill_runs_with_the_polled_kernel_client(monkeypatch, tmp_path):
+    from tools import kernel_client
+
+    seen = {}
+    monkeypatch.setattr(run_course.pm, "execute_notebook", lambda *a, **kw: seen.update(kw))
+    run_course.run_notebook(run_course.notebooks()[0], out_dir=tmp_path)
+    manager = seen["kernel_manager_class"]()
+    assert manager.client_factory is kernel_client.PolledKernelClient
+    client = manager.client()
+    assert client.shell_channel_class is client.iopub_channel_class is kernel_client.PolledChannel

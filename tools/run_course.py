@@ -17,7 +17,10 @@ from typing import Callable
 
 import papermill as pm
 
-from helpers import paths
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python tools/run_course.py` puts only tools/ on it
+
+from helpers import paths  # noqa: E402
+from tools.kernel_client import PolledKernelManager  # noqa: E402
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 # what each notebook reads that an earlier one writes: 00 builds tiny-qwen3 (and shows it), 04 the dataset,
@@ -47,6 +50,7 @@ def run_notebook(path: Path, parameters: dict | None = None, out_dir: Path | Non
         # the kernel's own log: its transport notice at start, and "KeyboardInterrupt caught" when the interrupt
         # jupyter_client sends before every shutdown lands mid-message; cell output and cell errors are unaffected
         extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        kernel_manager_class=PolledKernelManager,  # no endless wait on a reply already in the queue
     )
     return time.perf_counter() - start
 
