@@ -34,10 +34,11 @@ class TokenCounter:
         self.rows += len(features)
         if "attention_mask" in batch:
             self.real += int(batch["attention_mask"].sum())
+            self.samples += len(features)
         else:  # padding-free (packed) batches carry position_ids, restarting at 0 per sample, and no padding
             self.real += ids.numel()
-        packed = "attention_mask" not in batch and "position_ids" in batch
-        self.samples += int((batch["position_ids"] == 0).sum()) if packed else len(features)
+            pos = batch.get("position_ids")
+            self.samples += len(features) if pos is None else int((pos == 0).sum())
         if "labels" in batch:
             self.trained += int((batch["labels"] != -100).sum())
         return batch

@@ -72,12 +72,14 @@ class Pipeline:
             self.report["dropped"].append({"step": step, "pool": pool, "reason": reason, "rows": int(n),
                                            "examples": list(examples)})
 
-    def _dropped_ids(self, before: Dataset, after: Dataset, pool: str | None = None) -> list[str]:
-        """The first ids (of ``pool``) in ``before`` that no row of ``after`` has: the rows a step removed."""
-        kept, ids = set(column(after, "id")), column(before, "id")
-        if pool is not None:
-            ids = ids[column(before, "source") == pool]
-        return [str(i) for i in ids if i not in kept][:sources.EXAMPLES]
+    @staticmethod
+    def _dropped_ids(before: Dataset, after: Dataset) -> dict[str, list[str]]:
+        """Per pool, the first ids in ``before`` that no row of ``after`` has: the rows a step removed."""
+        kept, out = set(column(after, "id")), {}
+        for i, pool in zip(column(before, "id"), column(before, "source")):
+            if i not in kept and len(out.setdefault(pool, [])) < sources.EXAMPLES:
+                out[pool].append(str(i))
+        return out
 
     def _by_pool(self, ds: Dataset) -> dict[str, int]:
         names = column(ds, "source") if len(ds) else np.array([])
@@ -106,7 +108,8 @@ class Pipeline:
         """Step 3: MD5 dedup inside each pool."""
         for p, ds in self.pools.items():
             self.pools[p], removed = steps.dedup(ds)
-            self._drop("dedup", p, "duplicate inside the pool", removed, self._dropped_ids(ds, self.pools[p]))
+            dropped = self._dropped_ids(ds, self.pools[p]).get(p, [])
+            self._drop("dedup", p, "duplicate inside the pool", removed, dropped)
         return self._record("dedup", {p: len(ds) for p, ds in self.pools.items()})
 
     def save_pools(self) -> dict[str, Path]:
@@ -132,10 +135,10 @@ class Pipeline:
         """Step 7: cross-pool duplicates removed after mixing (resample copies kept)."""
         mixed, before = self.mixed, self._by_pool(self.mixed)
         self.mixed, _ = steps.final_dedup(mixed)
-        after = self._by_pool(self.mixed)
+        after, dropped = self._by_pool(self.mixed), self._dropped_ids(mixed, self.mixed)
         for p in self.pools:
             self._drop("final_dedup", p, "same messages as a row of another pool", before[p] - after[p],
-                       self._dropped_ids(mixed, self.mixed, p))
+                       dropped.get(p, []))
         return self._record("final_dedup", after)
 
     def split(self):
